@@ -1,0 +1,16 @@
+"""The vocabulary producers and workers share: request bodies and queue messages."""
+
+from __future__ import annotations
+
+from contracts.events import SCHEMA_VERSION, EventBatch, EventEnvelope, EventFields, Source
+from contracts.ingest import DeploymentIn, DeploymentStatus
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DeploymentIn",
+    "DeploymentStatus",
+    "EventBatch",
+    "EventEnvelope",
+    "EventFields",
+    "Source",
+]

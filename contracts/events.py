@@ -1,0 +1,69 @@
+"""The ``events`` queue message: a batch of verified deliveries, schema-versioned.
+
+One broker message carries one or more events: a ``/v1`` array arrives as one batch, and the
+producer may coalesce concurrent requests into one message. Workers store each event on its own
+merits, so one unstorable event never costs its neighbours their place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+#: Bumped whenever a change to these models could not be read by the previous worker.
+SCHEMA_VERSION: Literal[1] = 1
+
+
+class Source(StrEnum):
+    GITHUB = "github"
+    SLACK = "slack"
+    LINEAR = "linear"
+    DEPLOYMENT = "deployment"
+
+
+class EventFields(BaseModel):
+    """The per-source fields people query, lifted out of the payload by the producer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repository: str | None = None  # github: repository.full_name
+    actor: str | None = None  # github sender.login, slack user, linear actor.id
+    team: str | None = None  # slack team_id, linear team id
+    channel: str | None = None  # slack channel
+    entity_type: str | None = None  # linear: Issue, Comment, Project…
+    entity_id: str | None = None  # linear: data.id
+    project: str | None = None  # deployment project
+    service: str | None = None  # deployment
+    environment: str | None = None  # deployment
+    version: str | None = None  # deployment
+    status: str | None = None  # deployment
+
+
+class EventEnvelope(BaseModel):
+    """One verified delivery. ``payload`` is the JSON text of the body exactly as received."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: Source
+    delivery_id: str = Field(min_length=1, max_length=255)
+    event_type: str = Field(min_length=1, max_length=255)
+    action: str | None = Field(default=None, max_length=255)
+    received_at: AwareDatetime
+    payload: str
+    fields: EventFields = EventFields()
+
+
+class EventBatch(BaseModel):
+    """The body of one ``events`` queue message."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    events: list[EventEnvelope] = Field(min_length=1)
+
+    @property
+    def oldest_received_at(self) -> datetime:
+        return min(event.received_at for event in self.events)

@@ -1,0 +1,31 @@
+"""Bodies of the ``/v1/*`` endpoints. Each endpoint takes one object or an array of them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class DeploymentStatus(StrEnum):
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+class DeploymentIn(BaseModel):
+    """A deployment event from a pipeline. ``id`` is the client's idempotency key."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=255, description="Client-chosen idempotency key")
+    service: str = Field(min_length=1, max_length=255)
+    environment: str = Field(min_length=1, max_length=255)
+    version: str = Field(min_length=1, max_length=255)
+    status: DeploymentStatus
+    project: str | None = Field(default=None, max_length=255)
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    commit_sha: str | None = Field(default=None, max_length=64)
+    url: str | None = Field(default=None, max_length=2048)

@@ -1,0 +1,109 @@
+"""Configuration, parsed in one place.
+
+Nothing here runs at import time: the CLI calls :func:`load_settings` once and hands the result
+down. Every field maps to one environment variable of SPEC.md (or a Hookyard extension prefixed
+``HOOKYARD_``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hookyard.errors import ConfigurationError
+
+Secrets = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split_secrets(value: object) -> tuple[str, ...]:
+    """Comma-separated values, so a secret rotates by listing old and new together."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple):
+        return tuple(str(part).strip() for part in value if str(part).strip())
+    raise TypeError("expected a comma-separated string")
+
+
+class Settings(BaseSettings):
+    """Everything a Hookyard process can be told from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/hookyard"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+    github_webhook_secret: Secrets = ()
+    slack_signing_secret: Secrets = ()
+    linear_webhook_secret: Secrets = ()
+    hookyard_ingest_token: Secrets = ()
+
+    hookyard_max_body_bytes: int = Field(default=26_214_400, gt=0)
+    # How long a request waits for RabbitMQ's publisher confirm before answering 503.
+    # Slack gives up after 3 s, so the default leaves it room to see our answer.
+    hookyard_confirm_timeout: float = Field(default=2.0, gt=0, le=60)
+    # Requests published together in one broker message while a confirm is pending.
+    hookyard_publish_batch: int = Field(default=200, ge=1, le=10_000)
+    # Months of partitions kept ahead of now by migrate and the scheduler.
+    hookyard_partitions_ahead: int = Field(default=3, ge=1, le=24)
+    # Months of events kept; older partitions are dropped by the scheduler. 0 keeps everything.
+    hookyard_retention_months: int = Field(default=0, ge=0)
+    hookyard_scheduler_interval: float = Field(default=60.0, gt=0)
+    hookyard_worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
+    hookyard_log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
+    hookyard_log_level: str = Field(default="info", pattern="^(?i)(debug|info|warning|error)$")
+
+    @field_validator(
+        "github_webhook_secret", "slack_signing_secret", "linear_webhook_secret", "hookyard_ingest_token",
+        mode="before",
+    )
+    @classmethod
+    def _secrets(cls, value: object) -> tuple[str, ...]:
+        return _split_secrets(value)
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"postgresql", "postgres"} or not parts.path.strip("/"):
+            raise ValueError("must look like postgresql://user@host:port/dbname")
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"amqp", "amqps"}:
+            raise ValueError("must look like amqp://user:pass@host:port/vhost")
+        return value
+
+    @property
+    def database_name(self) -> str:
+        return unquote(urlsplit(self.database_url).path.lstrip("/"))
+
+    @property
+    def amqp_vhost(self) -> str:
+        path = urlsplit(self.amqp_url).path
+        return unquote(path[1:]) if len(path) > 1 else "/"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (plus CLI overrides) or raise one readable :class:`ConfigurationError`."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
+        raise ConfigurationError(f"{name}: {first['msg']}") from None
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs and banners."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

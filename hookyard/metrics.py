@@ -1,0 +1,62 @@
+"""Every Prometheus metric Hookyard exports, declared once.
+
+Counters end in ``_total`` and durations in ``_seconds``; labels are few and bounded
+(never a delivery id).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+# --- producers (web) ---
+# Requests answered, by endpoint route and status code.
+HTTP_REQUESTS = Counter("hookyard_http_requests_total", "HTTP requests answered", ["endpoint", "status"])
+# Time from request start to response, by endpoint route.
+HTTP_DURATION = Histogram(
+    "hookyard_http_request_duration_seconds", "HTTP request latency", ["endpoint"], buckets=_LATENCY_BUCKETS
+)
+# Events accepted (202) by source; a /v1 batch counts each event.
+EVENTS_ACCEPTED = Counter("hookyard_events_accepted_total", "Events confirmed by RabbitMQ", ["source"])
+# Requests refused before publishing, by source and stable error code.
+EVENTS_REJECTED = Counter("hookyard_events_rejected_total", "Requests refused", ["source", "error"])
+# Time from publish to RabbitMQ's confirm of one broker message.
+PUBLISH_CONFIRM = Histogram(
+    "hookyard_publish_confirm_seconds", "Publisher confirm latency", buckets=_LATENCY_BUCKETS
+)
+# Events carried by one broker message.
+PUBLISH_BATCH_EVENTS = Histogram("hookyard_publish_batch_events", "Events per broker message", buckets=_BATCH_BUCKETS)
+# Publishes that ended in a 503, by reason (timeout, nack, returned, disconnected).
+PUBLISH_FAILURES = Counter("hookyard_publish_failures_total", "Publishes not confirmed", ["reason"])
+# 1 while the producer holds an open, confirming channel to RabbitMQ.
+BROKER_CONNECTED = Gauge("hookyard_broker_connected", "Producer connected to RabbitMQ")
+
+# --- workers ---
+# Events committed to PostgreSQL for the first time, by source.
+EVENTS_STORED = Counter("hookyard_events_stored_total", "Events stored", ["source"])
+# Events already stored when they arrived again (redeliveries, sender retries).
+EVENTS_DUPLICATE = Counter("hookyard_events_duplicate_total", "Duplicate events skipped", ["source"])
+# Messages or events sent to the dead letters, by queue and reason code.
+DEAD_LETTERS = Counter("hookyard_dead_letters_total", "Dead letters recorded", ["queue", "reason"])
+# Transient failures (database unreachable, deadlock) that send a message back for a retry.
+TRANSIENT_FAILURES = Counter("hookyard_transient_failures_total", "Transient store failures", ["kind"])
+# Time to store one broker message's events, commit included.
+STORE_DURATION = Histogram("hookyard_store_seconds", "Store transaction latency", buckets=_LATENCY_BUCKETS)
+# Time from the producer receiving an event to the worker committing it.
+FRESHNESS = Histogram(
+    "hookyard_event_freshness_seconds",
+    "Received-to-committed latency",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+
+# --- scheduler ---
+# Partitions created ahead of time (or split out of a default partition).
+PARTITIONS_CREATED = Counter("hookyard_partitions_created_total", "Partitions created", ["table"])
+# Partitions dropped by retention.
+PARTITIONS_DROPPED = Counter("hookyard_partitions_dropped_total", "Partitions dropped", ["table"])
+# Rows sitting in a default partition: non-zero means partitions are missing.
+DEFAULT_PARTITION_ROWS = Gauge("hookyard_default_partition_rows", "Rows in default partitions", ["table"])
+# Unix time of the scheduler's last completed pass.
+SCHEDULER_LAST_RUN = Gauge("hookyard_scheduler_last_run_timestamp_seconds", "Last scheduler pass")

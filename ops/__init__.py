@@ -1,0 +1,1 @@
+"""Operator tooling: the hookyard CLI, dead-letter operations, samples, dashboards and alert rules."""

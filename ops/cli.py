@@ -1,0 +1,361 @@
+"""The ``hookyard`` command. Every failure is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import click
+
+from hookyard.config import Settings, load_settings, redact_url
+from hookyard.errors import HookyardError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def database_option(fn: F) -> F:
+    return click.option(
+        "--database-url", envvar="DATABASE_URL", show_envvar=True, default=None,
+        help="PostgreSQL URL [default: postgresql://postgres@127.0.0.1:5432/hookyard]",
+    )(fn)
+
+
+def amqp_option(fn: F) -> F:
+    return click.option(
+        "--amqp-url", envvar="AMQP_URL", show_envvar=True, default=None,
+        help="RabbitMQ URL, vhost included [default: amqp://guest:guest@127.0.0.1:5672/%2F]",
+    )(fn)
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(**overrides)
+
+
+def _logging(settings: Settings) -> None:
+    from hookyard.logging import configure_logging  # noqa: PLC0415 - keep --help fast
+
+    configure_logging(settings.hookyard_log_level, settings.hookyard_log_format)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="hookyard")
+def cli() -> None:
+    """Hookyard: signed events in over HTTP, through RabbitMQ, into PostgreSQL exactly once."""
+
+
+@cli.command()
+@database_option
+@click.option("--partitions-ahead", type=click.IntRange(1, 24), envvar="HOOKYARD_PARTITIONS_AHEAD",
+              show_envvar=True, default=None, help="Months of partitions created ahead [default: 3]")
+def migrate(database_url: str | None, partitions_ahead: int | None) -> None:
+    """Create the database if missing and apply pending migrations (idempotent)."""
+    from schema.migrate import migrate as run_migrations  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url, hookyard_partitions_ahead=partitions_ahead)
+    _logging(settings)
+    applied = run_migrations(settings.database_url, partitions_ahead=settings.hookyard_partitions_ahead)
+    click.echo(f"{len(applied)} migration(s) applied; database {settings.database_name} is up to date.")
+
+
+@cli.command()
+@click.option("--host", envvar="HOOKYARD_HOST", show_envvar=True, default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="HOOKYARD_PORT", show_envvar=True, type=click.IntRange(0, 65535), default=8000,
+              show_default=True)
+@database_option
+@amqp_option
+def serve(host: str, port: int, database_url: str | None, amqp_url: str | None) -> None:
+    """Run the ingestion HTTP server."""
+    import uvicorn  # noqa: PLC0415
+
+    from producers.app import create_app  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url, amqp_url=amqp_url)
+    _logging(settings)
+    uvicorn.run(
+        create_app(settings), host=host, port=port, loop="uvloop", http="httptools", log_config=None,
+        access_log=False, lifespan="on", timeout_graceful_shutdown=10,
+    )
+
+
+@cli.command()
+@click.option("--processes", "-p", type=click.IntRange(1, 64), default=1, show_default=True,
+              envvar="HOOKYARD_WORKER_PROCESSES", show_envvar=True, help="Worker processes")
+@click.option("--threads", "-t", type=click.IntRange(1, 256), default=8, show_default=True,
+              envvar="HOOKYARD_WORKER_THREADS", show_envvar=True, help="Threads per process")
+@database_option
+@amqp_option
+def worker(processes: int, threads: int, database_url: str | None, amqp_url: str | None) -> None:
+    """Run the Dramatiq worker fleet for every actor of the registry."""
+    from workers.runner import run_fleet  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url, amqp_url=amqp_url)
+    _logging(settings)
+    sys.exit(run_fleet(settings, processes=processes, threads=threads))
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run one pass and exit")
+@database_option
+def scheduler(once: bool, database_url: str | None) -> None:
+    """Run periodic jobs: partitions ahead of time, retention."""
+    import psycopg  # noqa: PLC0415
+
+    from workers.scheduler import run_once, run_scheduler  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url)
+    _logging(settings)
+    if once:
+        with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=5) as conn:
+            run_once(conn, settings)
+        click.echo("scheduler pass done")
+        return
+    sys.exit(run_scheduler(settings))
+
+
+def _reachable(url: str, default_port: int) -> str | None:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        return f"{host}:{port} ({exc.strerror or exc})"
+    return None
+
+
+@cli.command()
+@database_option
+@amqp_option
+@click.option("--port", envvar="HOOKYARD_PORT", type=int, default=8000)
+def preflight(database_url: str | None, amqp_url: str | None, port: int) -> None:
+    """Check that PostgreSQL and RabbitMQ answer, and print the fleet's URLs."""
+    settings = _settings(database_url=database_url, amqp_url=amqp_url)
+    problems = []
+    if where := _reachable(settings.database_url, 5432):
+        problems.append(
+            f"PostgreSQL is unreachable at {where}. Start it: `docker compose up -d postgres`, or "
+            "`pg_ctlcluster 15 main start` on a Debian host."
+        )
+    if where := _reachable(settings.amqp_url, 5672):
+        problems.append(
+            f"RabbitMQ is unreachable at {where}. Start it: `docker compose up -d rabbitmq`, or "
+            "`rabbitmq-server -detached` on a host install."
+        )
+    if problems:
+        raise HookyardError(" ".join(problems))
+    metrics_port = settings.hookyard_worker_metrics_port
+    click.echo(
+        "\n".join(
+            [
+                "Hookyard is starting:",
+                f"  ingest        http://127.0.0.1:{port}/webhooks/{{github,slack,linear}}  /v1/deployments",
+                f"  web metrics   http://127.0.0.1:{port}/metrics",
+                f"  worker metrics http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "",
+                f"  readiness     http://127.0.0.1:{port}/readyz",
+                f"  database      {redact_url(settings.database_url)}",
+                f"  broker        {redact_url(settings.amqp_url)}",
+                "Try it: in another terminal, `.venv/bin/hookyard demo`.",
+            ]
+        )
+    )
+
+
+@cli.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="HOOKYARD_URL",
+              show_envvar=True, help="The running server")
+@click.option("--wait", type=float, default=15.0, show_default=True, help="Seconds to wait for the rows")
+@database_option
+def demo(url: str, wait: float, database_url: str | None) -> None:
+    """Post signed sample deliveries of every source and show where each was stored."""
+    import httpx  # noqa: PLC0415
+    import psycopg  # noqa: PLC0415
+
+    from ops.samples import signed_requests  # noqa: PLC0415
+    from schema import queries  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url)
+    secrets = {
+        "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret, "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
+        "LINEAR_WEBHOOK_SECRET": settings.linear_webhook_secret, "HOOKYARD_INGEST_TOKEN": settings.hookyard_ingest_token,
+    }
+    if missing := [name for name, value in secrets.items() if not value]:
+        raise HookyardError(f"set {', '.join(missing)} (as the server has them) so the demo can sign its deliveries")
+    requests = signed_requests(
+        github_secret=settings.github_webhook_secret[0], slack_secret=settings.slack_signing_secret[0],
+        linear_secret=settings.linear_webhook_secret[0], ingest_token=settings.hookyard_ingest_token[0],
+    )
+    accepted = []
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for source, delivery_id, (path, headers, body) in requests:
+            try:
+                response = client.post(path, headers=headers, content=body)
+            except httpx.HTTPError as exc:
+                raise HookyardError(f"could not reach {url}: {exc}; is `make run` running?") from exc
+            click.echo(f"POST {path:<20} {response.status_code} {response.text}")
+            if response.status_code == 202:
+                accepted.append((source, delivery_id))
+    deadline = time.monotonic() + wait
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        for source, delivery_id in accepted:
+            row = None
+            while row is None and time.monotonic() < deadline:
+                row = conn.execute(queries()["find_event"], {"source": source, "delivery_id": delivery_id}).fetchone()
+                if row is None:
+                    time.sleep(0.2)
+            where = f"stored in {row[6]} (event_type={row[2]}, action={row[3]})" if row else "not stored yet"
+            click.echo(f"{source:<10} {delivery_id:<48} {where}")
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: list, show, replay, purge."""
+
+
+def filter_options(fn: F) -> F:
+    for decorator in reversed(
+        [
+            click.option("--queue", help="Only letters of this queue"),
+            click.option("--actor", help="Only letters of this actor"),
+            click.option("--reason", help="Only this reason code (unstorable_event, retries_exhausted...)"),
+            click.option("--older-than", help="Only letters that failed at least this long ago (30m, 2h, 7d)"),
+            click.option("--newer-than", help="Only letters that failed at most this long ago"),
+            click.option("--id", "ids", type=int, multiple=True, help="Only these ids (repeatable)"),
+            database_option,
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+def _filters(queue: str | None, actor: str | None, reason: str | None, older_than: str | None,
+             newer_than: str | None, ids: tuple[int, ...], **extra: Any) -> Any:
+    from ops.dlq import Filters, parse_age  # noqa: PLC0415
+
+    return Filters(
+        queue=queue, actor=actor, reason=reason, ids=ids,
+        older_than=parse_age(older_than) if older_than else None,
+        newer_than=parse_age(newer_than) if newer_than else None,
+        **extra,
+    )
+
+
+@dlq.command("list")
+@filter_options
+@click.option("--all", "include_replayed", is_flag=True, help="Include letters already replayed")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line")
+def dlq_list(database_url: str | None, include_replayed: bool, limit: int, as_json: bool, **filters: Any) -> None:
+    """List dead letters, oldest first."""
+    from ops import dlq as ops_dlq  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url)
+    rows = ops_dlq.select(settings.database_url, _filters(**filters, include_replayed=include_replayed, limit=limit))
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, default=str))
+        return
+    if not rows:
+        click.echo("no dead letters match")
+        return
+    click.echo(f"{'id':>6}  {'failed_at':<19}  {'queue':<12} {'reason':<26} {'tries':>5}  what")
+    for row in rows:
+        what = f"{row['source']}:{row['delivery_id']}" if row["delivery_id"] else f"message {row['message_id']}"
+        replayed = "  (replayed)" if row["replayed_at"] else ""
+        click.echo(
+            f"{row['id']:>6}  {row['failed_at']:%Y-%m-%d %H:%M:%S}  {row['queue']:<12} {row['reason']:<26} "
+            f"{row['attempts']:>5}  {what}{replayed}"
+        )
+
+
+@dlq.command("show")
+@click.argument("letter_id", type=int)
+@database_option
+def dlq_show(letter_id: int, database_url: str | None) -> None:
+    """Print one dead letter with its message body."""
+    from ops import dlq as ops_dlq  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url)
+    row = ops_dlq.show(settings.database_url, letter_id)
+    if row is None:
+        raise HookyardError(f"no dead letter with id {letter_id}")
+    body = bytes(row.pop("body"))
+    for key, value in row.items():
+        click.echo(f"{key:>13}: {value}")
+    try:
+        click.echo("         body:\n" + json.dumps(json.loads(body), indent=2))
+    except ValueError:
+        click.echo(f"         body: {body!r}")
+
+
+@dlq.command("replay")
+@filter_options
+@amqp_option
+@click.option("--dry-run", is_flag=True, help="Only say how many letters would go back")
+def dlq_replay(database_url: str | None, amqp_url: str | None, dry_run: bool, **filters: Any) -> None:
+    """Put the chosen letters back on their queues, each at most once."""
+    from ops import dlq as ops_dlq  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url, amqp_url=amqp_url)
+    rows = ops_dlq.select(settings.database_url, _filters(**filters, limit=1_000_000))
+    if dry_run:
+        click.echo(f"{len(rows)} dead letter(s) would be replayed")
+        return
+
+    def progress(done: int, total: int) -> None:
+        click.echo(f"replayed {done}/{total}", err=True)
+
+    count = ops_dlq.replay(settings.database_url, settings.amqp_url, [row["id"] for row in rows], progress)
+    click.echo(f"{count} dead letter(s) replayed")
+
+
+@dlq.command("purge")
+@filter_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation")
+@click.option("--all", "include_replayed", is_flag=True, help="Include letters already replayed")
+def dlq_purge(database_url: str | None, yes: bool, include_replayed: bool, **filters: Any) -> None:
+    """Delete the chosen letters after a confirmation."""
+    from ops import dlq as ops_dlq  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url)
+    rows = ops_dlq.select(settings.database_url, _filters(**filters, include_replayed=include_replayed, limit=1_000_000))
+    if not rows:
+        click.echo("no dead letters match")
+        return
+    if not yes and not click.confirm(f"Purge {len(rows)} dead letter(s)?", default=False):
+        raise HookyardError("purge cancelled; nothing was deleted")
+    click.echo(f"{ops_dlq.purge(settings.database_url, [row['id'] for row in rows])} dead letter(s) purged")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def bench() -> None:
+    """The benchmark harness (not built yet: see the README)."""
+    raise HookyardError("`hookyard bench` is not built yet; it is planned with the throughput work (issue #4)")
+
+
+def main() -> None:
+    """Entry point: one line and a non-zero exit for every error, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("hookyard: aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "hookyard"
+        click.echo(f"{command}: {exc.format_message()} (see --help)", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"hookyard: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except HookyardError as exc:
+        click.echo(f"hookyard: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+functools.update_wrapper(main, cli)  # `hookyard --help` and the entry point describe the same thing

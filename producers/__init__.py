@@ -1,0 +1,1 @@
+"""HTTP ingestion: verify each sender, identify each delivery, publish it with a broker confirm."""

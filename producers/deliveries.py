@@ -1,0 +1,50 @@
+"""What every source module returns: verified events, or an immediate answer (Slack's challenge)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from contracts import EventEnvelope
+from producers.errors import invalid_json
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The outcome of verifying and identifying one request."""
+
+    events: list[EventEnvelope] = field(default_factory=list)
+    # Set when the request is answered directly instead of published (Slack url_verification).
+    reply: dict[str, Any] | None = None
+    # Context to bind to the request's log lines (retry numbers and the like).
+    log_context: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_json_object(raw: bytes, what: str = "The body") -> dict[str, Any]:
+    """Parse a JSON object or raise the 400 of SPEC.md."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise invalid_json(what) from None
+    if not isinstance(value, dict):
+        raise invalid_json(f"{what} is JSON but not an object, so it")
+    return value
+
+
+def body_digest(raw: bytes) -> str:
+    """The delivery id of a body that carries none: SHA-256 of the exact bytes."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def dig(value: Any, *path: str) -> str | None:
+    """``value[path[0]][path[1]]...`` as a string, or None when any step is missing."""
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)

@@ -1,0 +1,103 @@
+"""``POST /v1/deployments``: bearer token, one object or an array accepted or refused whole."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from contracts import DeploymentIn, EventEnvelope, EventFields, Source
+from producers.deliveries import Verified
+from producers.errors import IngestError, invalid_json, secret_not_configured, unsupported_media_type
+from producers.signatures import bearer_token_valid
+
+#: The most objects one /v1 request may carry.
+MAX_BATCH = 1000
+
+
+def authenticate(headers: Mapping[str, str], tokens: tuple[str, ...]) -> None:
+    """Refuse a /v1 request without the ingest token (401)."""
+    if not tokens:
+        raise secret_not_configured("HOOKYARD_INGEST_TOKEN")
+    header = headers.get("authorization", "")
+    if not header:
+        raise IngestError(401, "missing_token", "The Authorization: Bearer header is required.")
+    if not bearer_token_valid(tokens, header):
+        raise IngestError(401, "invalid_token", "The bearer token is not accepted.")
+
+
+def parse_items(headers: Mapping[str, str], raw: bytes) -> tuple[list[Any], bool]:
+    """The request's objects, and whether they came as an array."""
+    content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise unsupported_media_type("application/json")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise invalid_json() from None
+    if isinstance(value, dict):
+        return [value], False
+    if isinstance(value, list):
+        if not value:
+            raise IngestError(422, "validation_failed", "The array is empty.", errors=[])
+        if len(value) > MAX_BATCH:
+            raise IngestError(
+                422, "validation_failed", f"An array may hold at most {MAX_BATCH} objects.", errors=[]
+            )
+        return value, True
+    raise invalid_json("The body is JSON but neither an object nor an array, so it")
+
+
+def validation_error(exc_by_index: list[tuple[int | None, ValidationError]]) -> IngestError:
+    """A 422 that lists every failing field, prefixed with its array index for batches."""
+    errors = []
+    for index, exc in exc_by_index:
+        for err in exc.errors(include_url=False, include_input=False):
+            loc = ".".join(str(part) for part in err["loc"])
+            errors.append({"field": f"[{index}].{loc}" if index is not None else loc, "message": err["msg"]})
+    first = errors[0]
+    return IngestError(
+        422,
+        "validation_failed",
+        f"{len(errors)} field(s) failed validation, first {first['field']}: {first['message']}.",
+        errors=errors,
+    )
+
+
+def verify(
+    headers: Mapping[str, str], raw: bytes, tokens: tuple[str, ...], received_at: datetime
+) -> Verified:
+    """Authenticate and validate a deployment request; every object becomes one event."""
+    authenticate(headers, tokens)
+    items, is_array = parse_items(headers, raw)
+    failures: list[tuple[int | None, ValidationError]] = []
+    events = []
+    for index, item in enumerate(items):
+        try:
+            deployment = DeploymentIn.model_validate(item)
+        except ValidationError as exc:
+            failures.append((index if is_array else None, exc))
+            continue
+        events.append(
+            EventEnvelope(
+                source=Source.DEPLOYMENT,
+                delivery_id=deployment.id,
+                event_type="deployment",
+                action=deployment.status.value,
+                received_at=received_at,
+                payload=raw.decode() if not is_array else orjson.dumps(item).decode(),
+                fields=EventFields(
+                    project=deployment.project,
+                    service=deployment.service,
+                    environment=deployment.environment,
+                    version=deployment.version,
+                    status=deployment.status.value,
+                ),
+            )
+        )
+    if failures:
+        raise validation_error(failures)
+    return Verified(events=events)

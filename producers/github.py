@@ -1,0 +1,78 @@
+"""``POST /webhooks/github``: HMAC-SHA256 of the raw body, JSON or form-encoded deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from urllib.parse import parse_qs
+
+from contracts import EventEnvelope, EventFields, Source
+from producers.deliveries import Verified, dig, parse_json_object
+from producers.errors import (
+    IngestError,
+    invalid_signature,
+    missing_field,
+    missing_header,
+    missing_signature,
+    secret_not_configured,
+    unsupported_media_type,
+)
+from producers.signatures import github_signature_valid
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+def verify(headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], received_at: datetime) -> Verified:
+    """Authenticate and identify one GitHub delivery."""
+    content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type not in {"application/json", "application/x-www-form-urlencoded"}:
+        raise unsupported_media_type("application/json or application/x-www-form-urlencoded")
+    if not secrets:
+        raise secret_not_configured("GITHUB_WEBHOOK_SECRET")
+    signature = headers.get(SIGNATURE_HEADER.lower())
+    if not signature:
+        raise missing_signature(SIGNATURE_HEADER)
+    if not github_signature_valid(secrets, raw, signature):
+        raise invalid_signature(SIGNATURE_HEADER)
+
+    event_type = headers.get("x-github-event")
+    if not event_type:
+        raise missing_header("X-GitHub-Event")
+    delivery_id = headers.get("x-github-delivery")
+    if not delivery_id:
+        raise missing_header("X-GitHub-Delivery")
+
+    if content_type == "application/x-www-form-urlencoded":
+        payload_raw = _form_payload(raw)
+    else:
+        payload_raw = raw
+    body = parse_json_object(payload_raw)
+    action = body.get("action")
+    return Verified(
+        events=[
+            EventEnvelope(
+                source=Source.GITHUB,
+                delivery_id=delivery_id,
+                event_type=event_type,
+                action=action if isinstance(action, str) else None,
+                received_at=received_at,
+                payload=payload_raw.decode(),
+                fields=EventFields(
+                    repository=dig(body, "repository", "full_name"),
+                    actor=dig(body, "sender", "login"),
+                ),
+            )
+        ]
+    )
+
+
+def _form_payload(raw: bytes) -> bytes:
+    """GitHub's form content type: the JSON document is the ``payload`` field."""
+    try:
+        fields = parse_qs(raw.decode(), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError:
+        raise IngestError(400, "invalid_form", "The form body is not valid UTF-8.") from None
+    values = fields.get("payload")
+    if not values:
+        raise missing_field("payload")
+    return values[0].encode()

@@ -1,0 +1,67 @@
+"""``POST /webhooks/linear``: HMAC of the raw body plus a 60 s window on ``webhookTimestamp``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from contracts import EventEnvelope, EventFields, Source
+from producers.deliveries import Verified, body_digest, dig, parse_json_object
+from producers.errors import (
+    IngestError,
+    invalid_signature,
+    missing_field,
+    missing_signature,
+    secret_not_configured,
+    stale_timestamp,
+    unsupported_media_type,
+)
+from producers.signatures import linear_signature_valid, within_window
+
+SIGNATURE_HEADER = "Linear-Signature"
+#: Linear's documented replay window.
+WINDOW_SECONDS = 60
+
+
+def verify(headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], received_at: datetime) -> Verified:
+    """Authenticate and identify one Linear webhook."""
+    content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise unsupported_media_type("application/json")
+    if not secrets:
+        raise secret_not_configured("LINEAR_WEBHOOK_SECRET")
+    signature = headers.get(SIGNATURE_HEADER.lower())
+    if not signature:
+        raise missing_signature(SIGNATURE_HEADER)
+    if not linear_signature_valid(secrets, raw, signature):
+        raise invalid_signature(SIGNATURE_HEADER)
+
+    body = parse_json_object(raw)
+    sent_at_ms = body.get("webhookTimestamp")
+    if sent_at_ms is None:
+        raise missing_field("webhookTimestamp")
+    if not isinstance(sent_at_ms, int | float) or isinstance(sent_at_ms, bool):
+        raise IngestError(400, "invalid_field", "webhookTimestamp must be a number of milliseconds.")
+    if not within_window(sent_at_ms / 1000, received_at.timestamp(), WINDOW_SECONDS):
+        raise stale_timestamp("webhookTimestamp", WINDOW_SECONDS)
+
+    entity_type = dig(body, "type")
+    action = dig(body, "action")
+    return Verified(
+        events=[
+            EventEnvelope(
+                source=Source.LINEAR,
+                delivery_id=headers.get("linear-delivery") or body_digest(raw),
+                event_type=entity_type or headers.get("linear-event") or "unknown",
+                action=action,
+                received_at=received_at,
+                payload=raw.decode(),
+                fields=EventFields(
+                    entity_type=entity_type,
+                    entity_id=dig(body, "data", "id"),
+                    team=dig(body, "data", "teamId") or dig(body, "data", "team", "id"),
+                    actor=dig(body, "actor", "id") or dig(body, "data", "userId"),
+                ),
+            )
+        ]
+    )

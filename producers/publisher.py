@@ -1,0 +1,208 @@
+"""Publish event batches to RabbitMQ and wait for the broker's confirm.
+
+Requests that arrive while earlier publishes are in flight are coalesced into one broker
+message (up to ``max_batch`` events), and every publish is pipelined: the producer never waits
+for one confirm before sending the next message. Each request's future resolves only when the
+broker has confirmed the message that carries its events, so a 202 is never sent before the
+confirm. If the broker is unreachable, or the confirm does not come in time, the request fails
+with :class:`PublishFailed` and the HTTP layer answers 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import aiormq
+import orjson
+import structlog
+from aiormq.abc import AbstractChannel, AbstractConnection
+from pamqp import commands as spec
+
+from contracts import SCHEMA_VERSION, EventEnvelope
+from contracts.topology import EVENTS, queue_declarations
+from hookyard import metrics
+from hookyard.errors import PublishFailed
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Pending:
+    events: list[EventEnvelope]
+    future: asyncio.Future[None]
+
+
+@dataclass
+class _Batch:
+    pending: list[_Pending] = field(default_factory=list)
+    size: int = 0
+
+
+def encode_batch(events: list[EventEnvelope], message_id: str) -> bytes:
+    """A Dramatiq message for ``store_events`` carrying ``events`` (what Message.encode would give)."""
+    return orjson.dumps(
+        {
+            "queue_name": EVENTS.queue,
+            "actor_name": EVENTS.actor,
+            "args": [
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "events": [event.model_dump(mode="json", exclude_defaults=True) for event in events],
+                }
+            ],
+            "kwargs": {},
+            "options": {},
+            "message_id": message_id,
+            "message_timestamp": int(time.time() * 1000),
+        }
+    )
+
+
+class Publisher:
+    """One confirming channel to RabbitMQ, kept open by a background task."""
+
+    def __init__(self, amqp_url: str, *, confirm_timeout: float, max_batch: int, max_in_flight: int = 8) -> None:
+        self._url = amqp_url
+        self._confirm_timeout = confirm_timeout
+        self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._batch = _Batch()
+        self._flush_scheduled = False
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._keeper: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._stopping = False
+
+    @property
+    def connected(self) -> bool:
+        return self._channel is not None and not self._channel.is_closed
+
+    async def start(self, *, wait: float = 0) -> None:
+        """Start connecting in the background; wait up to ``wait`` seconds for the first connection."""
+        self._keeper = asyncio.create_task(self._keep_connected())
+        if wait:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), wait)
+
+    async def stop(self) -> None:
+        """Let in-flight publishes finish (up to the confirm timeout), then close."""
+        self._stopping = True
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self._confirm_timeout)
+        if self._keeper:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+
+    async def publish(self, events: list[EventEnvelope]) -> None:
+        """Return once RabbitMQ confirmed a persistent message holding ``events``; else raise PublishFailed."""
+        if not self.connected:
+            metrics.PUBLISH_FAILURES.labels("disconnected").inc()
+            raise PublishFailed("RabbitMQ is not connected")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._batch.size and self._batch.size + len(events) > self._max_batch:
+            self._flush()
+        self._batch.pending.append(_Pending(events, future))
+        self._batch.size += len(events)
+        if self._batch.size >= self._max_batch:
+            self._flush()
+        elif not self._flush_scheduled:
+            # Flush after every request that is ready in this turn of the loop has joined the batch.
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_if_idle)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self._confirm_timeout)
+        except TimeoutError:
+            metrics.PUBLISH_FAILURES.labels("timeout").inc()
+            raise PublishFailed(f"RabbitMQ did not confirm within {self._confirm_timeout:g} s") from None
+
+    def _flush_if_idle(self) -> None:
+        self._flush_scheduled = False
+        if self._in_flight < self._max_in_flight:
+            self._flush()
+        # Otherwise the batch keeps growing until a confirm frees a slot (see _publish).
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, _Batch()
+        if not batch.pending:
+            return
+        self._in_flight += 1
+        task = asyncio.create_task(self._publish(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, batch: _Batch) -> None:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            channel = self._channel
+            if channel is None or channel.is_closed:
+                raise PublishFailed("RabbitMQ is not connected")
+            events = [event for pending in batch.pending for event in pending.events]
+            message_id = str(uuid.uuid4())
+            confirmation = await channel.basic_publish(
+                encode_batch(events, message_id),
+                routing_key=EVENTS.queue,
+                properties=spec.Basic.Properties(delivery_mode=2, message_id=message_id),
+                mandatory=True,
+            )
+            if not isinstance(confirmation, spec.Basic.Ack):
+                metrics.PUBLISH_FAILURES.labels("nack").inc()
+                raise PublishFailed("RabbitMQ refused the message")
+            metrics.PUBLISH_CONFIRM.observe(time.perf_counter() - started)
+            metrics.PUBLISH_BATCH_EVENTS.observe(len(events))
+        except aiormq.exceptions.PublishError:
+            metrics.PUBLISH_FAILURES.labels("returned").inc()
+            failure = PublishFailed(f"RabbitMQ could not route the message to queue {EVENTS.queue!r}")
+        except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as exc:
+            metrics.PUBLISH_FAILURES.labels("disconnected").inc()
+            failure = PublishFailed(f"RabbitMQ connection lost: {exc!r}")
+        except PublishFailed as exc:
+            failure = exc
+        finally:
+            self._in_flight -= 1
+            if self._batch.pending and not self._flush_scheduled:
+                self._flush()
+        for pending in batch.pending:
+            if pending.future.done():
+                continue
+            if failure is None:
+                pending.future.set_result(None)
+            else:
+                pending.future.set_exception(failure)
+
+    async def _keep_connected(self) -> None:
+        delay = 0.2
+        while not self._stopping:
+            try:
+                self._connection = await aiormq.connect(self._url)
+                channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+                for name, arguments in queue_declarations(EVENTS.queue):
+                    await channel.queue_declare(name, durable=True, arguments=arguments)
+                self._channel = channel
+                metrics.BROKER_CONNECTED.set(1)
+                self._ready.set()
+                log.info("broker_connected")
+                delay = 0.2
+                await self._connection.closing
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure to connect means: wait and try again
+                log.warning("broker_unreachable", error=repr(exc), retry_in=delay)
+            finally:
+                self._channel = None
+                metrics.BROKER_CONNECTED.set(0)
+            if self._stopping:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

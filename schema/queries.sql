@@ -1,0 +1,94 @@
+-- Named queries, loaded once by schema.queries. Parameters are psycopg named placeholders.
+
+-- name: insert_events --
+-- Store a batch of events; returns the rows that were new. The ledger insert and the events
+-- insert are one statement, so a key is claimed exactly when its event row is written.
+WITH input AS (
+    SELECT *
+    FROM unnest(
+        %(source)s::text[], %(delivery_id)s::text[], %(received_at)s::timestamptz[],
+        %(event_type)s::text[], %(action)s::text[],
+        %(repository)s::text[], %(actor)s::text[], %(team)s::text[], %(channel)s::text[],
+        %(entity_type)s::text[], %(entity_id)s::text[], %(project)s::text[], %(service)s::text[],
+        %(environment)s::text[], %(version)s::text[], %(status)s::text[], %(payload)s::text[]
+    ) AS t(source, delivery_id, received_at, event_type, action, repository, actor, team, channel,
+           entity_type, entity_id, project, service, environment, version, status, payload)
+), fresh AS (
+    INSERT INTO event_keys (source, delivery_id, received_at)
+    SELECT source, delivery_id, received_at FROM input
+    ON CONFLICT DO NOTHING
+    RETURNING source, delivery_id
+)
+INSERT INTO events (source, delivery_id, received_at, event_type, action, repository, actor, team,
+                    channel, entity_type, entity_id, project, service, environment, version, status,
+                    payload)
+SELECT i.source, i.delivery_id, i.received_at, i.event_type, i.action, i.repository, i.actor, i.team,
+       i.channel, i.entity_type, i.entity_id, i.project, i.service, i.environment, i.version, i.status,
+       i.payload::jsonb
+FROM input i JOIN fresh f USING (source, delivery_id)
+RETURNING source, delivery_id, tableoid::regclass::text AS partition;
+
+-- name: insert_dead_letter --
+-- Record a dead letter once per dedup key; a letter that fails again after a replay is re-armed.
+INSERT INTO dead_letters (dedup_key, queue, actor, message_id, source, delivery_id, reason, detail,
+                          attempts, body)
+VALUES (%(dedup_key)s, %(queue)s, %(actor)s, %(message_id)s, %(source)s, %(delivery_id)s, %(reason)s,
+        %(detail)s, %(attempts)s, %(body)s)
+ON CONFLICT (dedup_key) DO UPDATE
+SET reason = excluded.reason,
+    detail = excluded.detail,
+    attempts = dead_letters.attempts + excluded.attempts,
+    failed_at = now(),
+    replayed_at = NULL
+WHERE dead_letters.replayed_at IS NOT NULL;
+
+-- name: ensure_month_partition --
+SELECT hookyard_ensure_month_partition(%(parent)s::regclass, %(key_column)s, %(month)s::date) AS created;
+
+-- name: partitions_before --
+SELECT p::text AS partition FROM hookyard_month_partitions_before(%(parent)s::regclass, %(cutoff)s::date) AS p;
+
+-- name: find_event --
+SELECT e.source, e.delivery_id, e.event_type, e.action, e.received_at, e.stored_at,
+       e.tableoid::regclass::text AS partition
+FROM event_keys k
+JOIN events e ON e.source = k.source AND e.delivery_id = k.delivery_id AND e.received_at = k.received_at
+WHERE k.source = %(source)s AND k.delivery_id = %(delivery_id)s;
+
+-- name: dlq_select --
+-- Dead letters matching the operator's filters; a NULL filter matches everything.
+SELECT id, queue, actor, reason, detail, attempts, source, delivery_id, message_id, failed_at,
+       replayed_at, replay_count
+FROM dead_letters
+WHERE (%(queue)s::text IS NULL OR queue = %(queue)s::text)
+  AND (%(actor)s::text IS NULL OR actor = %(actor)s::text)
+  AND (%(reason)s::text IS NULL OR reason = %(reason)s::text)
+  AND (%(older_than)s::interval IS NULL OR failed_at <= now() - %(older_than)s::interval)
+  AND (%(newer_than)s::interval IS NULL OR failed_at >= now() - %(newer_than)s::interval)
+  AND (%(ids)s::bigint[] IS NULL OR id = ANY (%(ids)s::bigint[]))
+  AND (%(include_replayed)s::boolean OR replayed_at IS NULL)
+ORDER BY id
+LIMIT %(limit)s;
+
+-- name: dlq_show --
+SELECT id, queue, actor, reason, detail, attempts, source, delivery_id, message_id, failed_at,
+       replayed_at, replay_count, body
+FROM dead_letters WHERE id = %(id)s;
+
+-- name: dlq_claim --
+-- Mark letters replayed, skipping any another replay holds: the caller publishes them and
+-- commits, so a letter goes back to its queue at most once per replay.
+WITH claimed AS (
+    SELECT id FROM dead_letters
+    WHERE id = ANY (%(ids)s::bigint[]) AND replayed_at IS NULL
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE dead_letters d
+SET replayed_at = now(), replay_count = d.replay_count + 1
+FROM claimed
+WHERE d.id = claimed.id
+RETURNING d.id, d.queue, d.body;
+
+-- name: dlq_purge --
+DELETE FROM dead_letters WHERE id = ANY (%(ids)s::bigint[]) RETURNING id;

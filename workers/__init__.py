@@ -1,0 +1,1 @@
+"""Dramatiq actors and the stores they write through."""

@@ -1,0 +1,198 @@
+"""The Dramatiq broker and actors of the fleet, built from settings (never at import time)."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+import orjson
+import structlog
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    CurrentMessage,
+    Middleware,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+from pydantic import ValidationError
+
+from contracts import SCHEMA_VERSION, EventBatch
+from hookyard.errors import PoisonMessage, TransientError
+from workers.registry import CONSUMERS, Consumer
+from workers.store import DeadLetter, EventStore
+
+log = structlog.get_logger(__name__)
+
+
+class LogContext(Middleware):  # type: ignore[misc]
+    """Bind the message id and actor to every log line written while a message is processed."""
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(message_id=message.message_id, actor=message.actor_name)
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], *, result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is not None:
+            level = "warning" if isinstance(exception, TransientError) else "error"
+            getattr(log, level)(
+                "message_failed",
+                error=f"{type(exception).__name__}: {exception}",
+                retries=message.options.get("retries", 0),
+            )
+        structlog.contextvars.clear_contextvars()
+
+    after_skip_message = after_process_message
+
+
+def retry_policy(consumer: Consumer) -> Callable[[int, BaseException], bool]:
+    """Dramatiq's ``retry_when`` for a consumer: transient failures always, others a few times."""
+
+    def should_retry(retries: int, exc: BaseException) -> bool:
+        if isinstance(exc, TransientError):
+            return True
+        return retries < consumer.retry.max_unexpected_retries
+
+    return should_retry
+
+
+def build_broker(amqp_url: str) -> RabbitmqBroker:
+    """A RabbitMQ broker that confirms its own publishes (retries, dead-letter notices)."""
+    return RabbitmqBroker(
+        url=amqp_url,
+        confirm_delivery=True,
+        middleware=[
+            AgeLimit(),
+            TimeLimit(),
+            ShutdownNotifications(),
+            Retries(),
+            CurrentMessage(),
+            LogContext(),
+        ],
+    )
+
+
+def parse_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> EventBatch:
+    """The message's EventBatch, or :class:`PoisonMessage` when it can never be one."""
+    if len(args) != 1 or kwargs or not isinstance(args[0], dict):
+        raise PoisonMessage("invalid_message", "store_events takes exactly one EventBatch object")
+    version = args[0].get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise PoisonMessage(
+            "unsupported_schema_version",
+            f"schema_version {version!r} is not {SCHEMA_VERSION}; this worker is older than its producer?",
+        )
+    try:
+        return EventBatch.model_validate(args[0])
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise PoisonMessage("invalid_message", f"{exc.error_count()} invalid field(s), first {where}: {first['msg']}") from None
+
+
+def register_actors(broker: RabbitmqBroker, store: EventStore) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Declare every consumer of the registry on ``broker``, bound to ``store``."""
+    events = CONSUMERS["events"]
+    dead = CONSUMERS["dead_letters"]
+
+    def store_events(*args: Any, **kwargs: Any) -> None:
+        message = CurrentMessage.get_current_message()
+        assert message is not None
+        try:
+            batch = parse_batch(args, kwargs)
+        except PoisonMessage as poison:
+            store.record_dead_letter(
+                DeadLetter(
+                    dedup_key=message.message_id,
+                    queue=message.queue_name,
+                    actor=message.actor_name,
+                    reason=poison.reason,
+                    detail=poison.detail,
+                    attempts=message.options.get("retries", 0) + 1,
+                    body=_replayable(message.asdict()),
+                    message_id=message.message_id,
+                )
+            )
+            return
+        if len(batch.events) == 1:
+            structlog.contextvars.bind_contextvars(
+                source=batch.events[0].source.value, delivery_id=batch.events[0].delivery_id
+            )
+        result = store.store(batch.events, message_id=message.message_id)
+        log.info(
+            "batch_stored",
+            events=len(batch.events),
+            stored=len(result.stored),
+            duplicates=result.duplicates,
+            dead_lettered=len(result.dead_letters),
+        )
+        for source, delivery_id, partition in result.stored:
+            log.debug("event_stored", source=source, delivery_id=delivery_id, partition=partition)
+
+    def record_dead_letter(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
+        options = message_data.get("options") or {}
+        last_line = (options.get("traceback") or "").strip().splitlines()[-1:] or ["unknown error"]
+        store.record_dead_letter(
+            DeadLetter(
+                dedup_key=str(message_data.get("message_id")),
+                queue=str(message_data.get("queue_name")),
+                actor=str(message_data.get("actor_name")),
+                reason="retries_exhausted",
+                detail=f"Failed {retry_info.get('retries', 0) + 1} times; last error: {last_line[0]}",
+                attempts=int(retry_info.get("retries", 0)) + 1,
+                body=_replayable(message_data),
+                message_id=str(message_data.get("message_id")),
+            )
+        )
+
+    return {
+        events.name: dramatiq.Actor(
+            store_events,
+            broker=broker,
+            actor_name=events.route.actor,
+            queue_name=events.route.queue,
+            priority=0,
+            options={
+                "retry_when": retry_policy(events),
+                "min_backoff": events.retry.min_backoff_ms,
+                "max_backoff": events.retry.max_backoff_ms,
+                "on_retry_exhausted": dead.route.actor,
+            },
+        ),
+        dead.name: dramatiq.Actor(
+            record_dead_letter,
+            broker=broker,
+            actor_name=dead.route.actor,
+            queue_name=dead.route.queue,
+            priority=0,
+            options={
+                # Recording a dead letter only fails while PostgreSQL is down: wait it out.
+                "retry_when": lambda retries, exc: True,
+                "min_backoff": dead.retry.min_backoff_ms,
+                "max_backoff": dead.retry.max_backoff_ms,
+            },
+        ),
+    }
+
+
+def _replayable(message_data: dict[str, Any]) -> bytes:
+    """The message as it was first sent: retry bookkeeping stripped, so a replay starts afresh."""
+    options = {
+        key: value
+        for key, value in (message_data.get("options") or {}).items()
+        if key not in {"retries", "traceback", "requeue_timestamp", "eta", "redelivered", "dead_letter"}
+    }
+    try:
+        return orjson.dumps({**message_data, "options": options})
+    except TypeError:
+        return repr(message_data).encode()
+
+
+def format_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()

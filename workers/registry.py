@@ -1,0 +1,40 @@
+"""One registry of consumers: the worker, the metrics, and the DLQ CLI all read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts.topology import EVENTS, RETRIES_EXHAUSTED, Route
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Transient failures retry without limit (an outage must not dead-letter everything);
+    anything unexpected retries ``max_unexpected_retries`` times, then becomes a dead letter."""
+
+    min_backoff_ms: int = 500
+    max_backoff_ms: int = 60_000
+    max_unexpected_retries: int = 5
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    route: Route
+    description: str
+    retry: RetryPolicy = RetryPolicy()
+
+
+CONSUMERS: dict[str, Consumer] = {
+    consumer.name: consumer
+    for consumer in (
+        Consumer("events", EVENTS, "stores verified deliveries in the partitioned events table"),
+        Consumer(
+            "dead_letters",
+            RETRIES_EXHAUSTED,
+            "records messages whose retries ran out in the dead_letters table",
+        ),
+    )
+}
+
+QUEUES: frozenset[str] = frozenset(consumer.route.queue for consumer in CONSUMERS.values())

@@ -1,0 +1,78 @@
+"""Periodic jobs: partitions ahead of time, retention. One scheduler acts at a time (advisory lock)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import date
+
+import psycopg
+import structlog
+from psycopg import sql
+
+from hookyard import metrics
+from hookyard.config import Settings
+from schema import queries
+from schema.migrate import PARTITIONED_TABLES, ensure_partitions, month_starts
+
+log = structlog.get_logger(__name__)
+
+_SCHEDULER_LOCK = 0x5363686564  # "Sched"
+
+
+def run_once(conn: psycopg.Connection[tuple[object, ...]], settings: Settings, today: date | None = None) -> None:
+    """One pass: create partitions ahead, drop expired ones, report stray rows. Idempotent."""
+    today = today or date.today()
+    for name in ensure_partitions(conn, months_ahead=settings.hookyard_partitions_ahead, today=today):
+        metrics.PARTITIONS_CREATED.labels(name.rsplit("_", 2)[0]).inc()
+    if settings.hookyard_retention_months:
+        cutoff = month_starts(today, settings.hookyard_retention_months, 0)[0]
+        drop_partitions_before(conn, cutoff)
+    for table, key in PARTITIONED_TABLES:
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(f"{table}_default"))).fetchone()
+        stray = int(row[0]) if row else 0
+        metrics.DEFAULT_PARTITION_ROWS.labels(table).set(stray)
+        if stray:
+            log.warning("rows_in_default_partition", table=table, rows=stray, key=key)
+    metrics.SCHEDULER_LAST_RUN.set(time.time())
+
+
+def drop_partitions_before(conn: psycopg.Connection[tuple[object, ...]], cutoff: date) -> list[str]:
+    """Drop monthly partitions that end on or before ``cutoff``, with their ledger keys."""
+    dropped = []
+    for table, key in PARTITIONED_TABLES:
+        rows = conn.execute(queries()["partitions_before"], {"parent": table, "cutoff": cutoff}).fetchall()
+        for (partition,) in rows:
+            with conn.transaction():
+                if table == "events":
+                    conn.execute(
+                        "DELETE FROM event_keys WHERE received_at < %s::timestamp AT TIME ZONE 'UTC'", (cutoff,)
+                    )
+                conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(str(partition))))
+            metrics.PARTITIONS_DROPPED.labels(table).inc()
+            log.info("partition_dropped", table=table, partition=partition, key=key)
+            dropped.append(str(partition))
+    return dropped
+
+
+def run_scheduler(settings: Settings) -> int:
+    """Run passes every ``HOOKYARD_SCHEDULER_INTERVAL`` seconds until SIGTERM/SIGINT."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("scheduler_started", interval=settings.hookyard_scheduler_interval)
+    while not stop.is_set():
+        try:
+            with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=5) as conn:
+                locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SCHEDULER_LOCK,)).fetchone()
+                if locked and locked[0]:
+                    run_once(conn, settings)
+                    log.info("scheduler_pass_done")
+                else:
+                    log.info("scheduler_standby", detail="another scheduler holds the lock")
+        except psycopg.Error as exc:
+            log.warning("scheduler_pass_failed", error=str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
+        stop.wait(settings.hookyard_scheduler_interval)
+    log.info("scheduler_stopped")
+    return 0

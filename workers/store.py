@@ -1,0 +1,209 @@
+"""Write event batches to PostgreSQL exactly once, isolating events that can never be stored.
+
+The contract of :meth:`EventStore.store`: when it returns, every event of the batch is either
+committed in ``events`` (now or by an earlier delivery) or recorded in ``dead_letters`` with
+its reason, in one transaction. When it raises :class:`TransientError`, nothing was committed
+and the whole batch may be retried; redelivery can never store an event twice, because the
+``event_keys`` ledger is claimed in the same statement that writes the event.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+import structlog
+from psycopg_pool import ConnectionPool
+
+from contracts import SCHEMA_VERSION, EventEnvelope
+from contracts.topology import EVENTS
+from hookyard import metrics
+from schema import queries
+from workers.errors import is_unstorable, translate
+
+log = structlog.get_logger(__name__)
+
+_FIELD_COLUMNS = (
+    "repository", "actor", "team", "channel", "entity_type", "entity_id", "project", "service",
+    "environment", "version", "status",
+)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One row of ``dead_letters``: what failed, why, and the message that would replay it."""
+
+    dedup_key: str
+    queue: str
+    actor: str
+    reason: str
+    detail: str
+    attempts: int
+    body: bytes
+    message_id: str | None = None
+    source: str | None = None
+    delivery_id: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "dedup_key": self.dedup_key, "queue": self.queue, "actor": self.actor, "reason": self.reason,
+            "detail": self.detail, "attempts": self.attempts, "body": self.body,
+            "message_id": self.message_id, "source": self.source, "delivery_id": self.delivery_id,
+        }
+
+
+@dataclass
+class StoreResult:
+    """What one batch did: rows written now, redeliveries skipped, events dead-lettered."""
+
+    stored: list[tuple[str, str, str]] = field(default_factory=list)  # (source, delivery_id, partition)
+    duplicates: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def single_event_message(event: EventEnvelope) -> bytes:
+    """A fresh ``store_events`` message carrying only ``event``: how a dead-lettered event replays."""
+    return orjson.dumps(
+        {
+            "queue_name": EVENTS.queue,
+            "actor_name": EVENTS.actor,
+            "args": [{"schema_version": SCHEMA_VERSION, "events": [event.model_dump(mode="json")]}],
+            "kwargs": {},
+            "options": {},
+            "message_id": str(uuid.uuid4()),
+            "message_timestamp": int(time.time() * 1000),
+        }
+    )
+
+
+def _columns(events: Sequence[EventEnvelope]) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {
+        name: []
+        for name in ("source", "delivery_id", "received_at", "event_type", "action", *_FIELD_COLUMNS, "payload")
+    }
+    for event in events:
+        columns["source"].append(event.source.value)
+        columns["delivery_id"].append(event.delivery_id)
+        columns["received_at"].append(event.received_at)
+        columns["event_type"].append(event.event_type)
+        columns["action"].append(event.action)
+        fields = event.fields
+        for name in _FIELD_COLUMNS:
+            columns[name].append(getattr(fields, name))
+        columns["payload"].append(event.payload)
+    return columns
+
+
+def unique_in_lock_order(events: Sequence[EventEnvelope]) -> list[EventEnvelope]:
+    """Drop repeats of a key within the batch and sort by key.
+
+    Sorting makes every transaction claim ledger keys in the same order, so two workers storing
+    overlapping batches wait for each other instead of deadlocking.
+    """
+    seen: dict[tuple[str, str], EventEnvelope] = {}
+    for event in events:
+        seen.setdefault((event.source.value, event.delivery_id), event)
+    return [seen[key] for key in sorted(seen)]
+
+
+class EventStore:
+    """Stores ``events`` batches through a connection pool."""
+
+    def __init__(self, pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]]) -> None:
+        self.pool = pool
+
+    def store(self, events: Sequence[EventEnvelope], *, message_id: str | None = None) -> StoreResult:
+        """Store ``events`` once each; see the module docstring for the guarantee."""
+        batch = unique_in_lock_order(events)
+        duplicates_in_message = len(events) - len(batch)
+        started = time.perf_counter()
+        try:
+            with self.pool.connection() as conn:
+                try:
+                    with conn.transaction():
+                        result = StoreResult(stored=self._insert(conn, batch))
+                except psycopg.Error as exc:
+                    if not is_unstorable(exc):
+                        raise
+                    # Something in the batch can never be stored: find it, keep its neighbours.
+                    result = self._store_one_by_one(conn, batch, message_id)
+        except Exception as exc:
+            raise translate(exc) from exc
+        committed = datetime.now(UTC)
+        metrics.STORE_DURATION.observe(time.perf_counter() - started)
+        result.duplicates = len(batch) - len(result.stored) - len(result.dead_letters) + duplicates_in_message
+        self._observe(batch, result, committed)
+        return result
+
+    def record_dead_letter(self, letter: DeadLetter) -> None:
+        """Insert one dead letter in its own transaction (for messages that failed as a whole)."""
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                conn.execute(queries()["insert_dead_letter"], letter.params())
+        except Exception as exc:
+            raise translate(exc) from exc
+        metrics.DEAD_LETTERS.labels(letter.queue, letter.reason).inc()
+        log.warning("dead_lettered", reason=letter.reason, detail=letter.detail, message_id=letter.message_id)
+
+    def _insert(
+        self, conn: psycopg.Connection[tuple[Any, ...]], batch: Sequence[EventEnvelope]
+    ) -> list[tuple[str, str, str]]:
+        rows = conn.execute(queries()["insert_events"], _columns(batch)).fetchall()
+        return [(str(source), str(delivery_id), str(partition)) for source, delivery_id, partition in rows]
+
+    def _store_one_by_one(
+        self, conn: psycopg.Connection[tuple[Any, ...]], batch: Sequence[EventEnvelope], message_id: str | None
+    ) -> StoreResult:
+        result = StoreResult()
+        with conn.transaction():
+            for event in batch:
+                try:
+                    with conn.transaction():  # a savepoint per event
+                        result.stored.extend(self._insert(conn, [event]))
+                except psycopg.Error as exc:
+                    if not is_unstorable(exc):
+                        raise
+                    letter = DeadLetter(
+                        dedup_key=f"event:{event.source.value}:{event.delivery_id}",
+                        queue=EVENTS.queue,
+                        actor=EVENTS.actor,
+                        reason="unstorable_event",
+                        detail=f"PostgreSQL refused the event: {exc.diag.message_primary or exc}",
+                        attempts=1,
+                        body=single_event_message(event),
+                        message_id=message_id,
+                        source=event.source.value,
+                        delivery_id=event.delivery_id,
+                    )
+                    conn.execute(queries()["insert_dead_letter"], letter.params())
+                    result.dead_letters.append(letter)
+        return result
+
+    def _observe(self, batch: Sequence[EventEnvelope], result: StoreResult, committed: datetime) -> None:
+        by_source = Counter(source for source, _, _ in result.stored)
+        for source, count in by_source.items():
+            metrics.EVENTS_STORED.labels(source).inc(count)
+        stored_keys = {(source, delivery_id) for source, delivery_id, _ in result.stored}
+        failed_keys = {(letter.source, letter.delivery_id) for letter in result.dead_letters}
+        for event in batch:
+            key = (event.source.value, event.delivery_id)
+            if key in stored_keys:
+                metrics.FRESHNESS.observe((committed - event.received_at).total_seconds())
+            elif key not in failed_keys:
+                metrics.EVENTS_DUPLICATE.labels(event.source.value).inc()
+        for letter in result.dead_letters:
+            metrics.DEAD_LETTERS.labels(letter.queue, letter.reason).inc()
+            log.warning(
+                "event_dead_lettered",
+                source=letter.source,
+                delivery_id=letter.delivery_id,
+                reason=letter.reason,
+                detail=letter.detail,
+            )
