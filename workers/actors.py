@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -137,14 +136,13 @@ def register_actors(broker: RabbitmqBroker, store: EventStore) -> dict[str, dram
 
     def record_dead_letter(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
         options = message_data.get("options") or {}
-        last_line = (options.get("traceback") or "").strip().splitlines()[-1:] or ["unknown error"]
         store.record_dead_letter(
             DeadLetter(
                 dedup_key=str(message_data.get("message_id")),
                 queue=str(message_data.get("queue_name")),
                 actor=str(message_data.get("actor_name")),
                 reason="retries_exhausted",
-                detail=f"Failed {retry_info.get('retries', 0) + 1} times; last error: {last_line[0]}",
+                detail=f"Failed {retry_info.get('retries', 0) + 1} times; last error: {last_error(options.get('traceback'))}",
                 attempts=int(retry_info.get("retries", 0)) + 1,
                 body=_replayable(message_data),
                 message_id=str(message_data.get("message_id")),
@@ -194,5 +192,14 @@ def _replayable(message_data: dict[str, Any]) -> bytes:
         return repr(message_data).encode()
 
 
-def format_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+def last_error(formatted_traceback: str | None) -> str:
+    """The ``Type: message`` line of a formatted traceback (its first line, for multi-line messages)."""
+    lines = (formatted_traceback or "").rstrip().splitlines()
+    frames = [index for index, line in enumerate(lines) if line.startswith('  File "')]
+    if frames:
+        index = frames[-1] + 1
+        while index < len(lines) and lines[index].startswith("    "):  # the frame's source lines
+            index += 1
+        if index < len(lines):
+            return lines[index]
+    return lines[-1] if lines else "unknown error"

@@ -1,0 +1,63 @@
+"""Building events and messages the way the producers do, for store and worker tests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pika
+import psycopg
+
+from contracts import EventEnvelope, EventFields, Source
+from contracts.topology import EVENTS, queue_declarations
+from producers.publisher import encode_batch
+
+
+def github_event(delivery_id: str | None = None, payload: str = '{"action": "opened"}', **fields: str) -> EventEnvelope:
+    return EventEnvelope(
+        source=Source.GITHUB,
+        delivery_id=delivery_id or f"it-{uuid.uuid4()}",
+        event_type="issues",
+        action="opened",
+        received_at=datetime.now(UTC),
+        payload=payload,
+        fields=EventFields(**fields),
+    )
+
+
+#: Valid JSON that PostgreSQL's jsonb refuses: it cannot hold the NUL character.
+UNSTORABLE_PAYLOAD = '{"body": "nul \\u0000 inside"}'
+
+
+def publish(amqp_url: str, body: bytes, queue: str = EVENTS.queue) -> None:
+    """Publish one raw message with a broker confirm, the way the producers do."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        for name, arguments in queue_declarations(queue):
+            channel.queue_declare(name, durable=True, arguments=arguments)
+        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
+    finally:
+        connection.close()
+
+
+def publish_events(amqp_url: str, events: list[EventEnvelope]) -> str:
+    message_id = str(uuid.uuid4())
+    publish(amqp_url, encode_batch(events, message_id))
+    return message_id
+
+
+def stored_count(conn: psycopg.Connection[Any], delivery_ids: list[str]) -> int:
+    row = conn.execute("SELECT count(*) FROM events WHERE delivery_id = ANY(%s)", (delivery_ids,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def dead_letters_for(conn: psycopg.Connection[Any], **where: str) -> list[tuple[Any, ...]]:
+    column, value = next(iter(where.items()))
+    assert column in {"delivery_id", "message_id"}
+    return conn.execute(
+        f"SELECT reason, detail, attempts, body FROM dead_letters WHERE {column} = %s",  # noqa: S608 - column is whitelisted
+        (value,),
+    ).fetchall()

@@ -1,0 +1,132 @@
+"""The event store against real PostgreSQL: once per delivery, poison isolated, outages transient."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import dramatiq
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from hookyard.errors import TransientError
+from tests.integration.helpers import UNSTORABLE_PAYLOAD, dead_letters_for, github_event, stored_count
+from tests.support.proxy import TcpProxy
+from workers.store import EventStore
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[EventStore]:
+    with ConnectionPool(database_url, min_size=1, max_size=4, timeout=5) as pool:
+        yield EventStore(pool)
+
+
+def test_redelivered_event_is_stored_once(store: EventStore, db: psycopg.Connection[Any]) -> None:
+    event = github_event(repository="hookyard/fleet", actor="octocat")
+    first = store.store([event])
+    again = store.store([event.model_copy()])
+    assert len(first.stored) == 1
+    assert again.stored == []
+    assert again.duplicates == 1
+    assert stored_count(db, [event.delivery_id]) == 1
+    row = db.execute(
+        "SELECT repository, sender, action FROM github_events WHERE delivery_id = %s", (event.delivery_id,)
+    ).fetchone()
+    assert row == ("hookyard/fleet", "octocat", "opened")
+
+
+def test_same_delivery_twice_in_one_batch_is_stored_once(store: EventStore, db: psycopg.Connection[Any]) -> None:
+    event = github_event()
+    result = store.store([event, event])
+    assert len(result.stored) == 1
+    assert stored_count(db, [event.delivery_id]) == 1
+
+
+def test_redelivery_with_a_later_received_at_is_still_a_duplicate(
+    store: EventStore, db: psycopg.Connection[Any]
+) -> None:
+    from datetime import timedelta  # noqa: PLC0415
+
+    event = github_event()
+    store.store([event])
+    # A sender's retry arrives later, possibly in another month's partition.
+    retried = event.model_copy(update={"received_at": event.received_at + timedelta(days=40)})
+    assert store.store([retried]).stored == []
+    assert stored_count(db, [event.delivery_id]) == 1
+
+
+def test_concurrent_batches_with_overlapping_deliveries_store_each_once(
+    store: EventStore, db: psycopg.Connection[Any]
+) -> None:
+    events = [github_event() for _ in range(40)]
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def run(offset: int) -> None:
+        barrier.wait()
+        try:
+            # Every thread stores the same 40 events in a different order.
+            store.store(events[offset:] + events[:offset])
+        except BaseException as exc:  # noqa: BLE001 - surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(offset,)) for offset in (0, 10, 20, 30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert stored_count(db, [event.delivery_id for event in events]) == 40
+
+
+def test_unstorable_event_is_dead_lettered_alone_and_its_neighbours_are_stored(
+    store: EventStore, db: psycopg.Connection[Any]
+) -> None:
+    good = [github_event() for _ in range(3)]
+    poison = github_event(payload=UNSTORABLE_PAYLOAD)
+    result = store.store([good[0], poison, good[1], good[2]], message_id="msg-1")
+    assert {delivery for _, delivery, _ in result.stored} == {event.delivery_id for event in good}
+    assert stored_count(db, [event.delivery_id for event in good]) == 3
+    assert stored_count(db, [poison.delivery_id]) == 0
+    letters = dead_letters_for(db, delivery_id=poison.delivery_id)
+    assert len(letters) == 1
+    reason, detail, attempts, body = letters[0]
+    assert reason == "unstorable_event"
+    assert "Unicode" in detail or "\\u0000" in detail
+    assert attempts == 1
+    replay = dramatiq.Message.decode(bytes(body))
+    assert [event["delivery_id"] for event in replay.args[0]["events"]] == [poison.delivery_id]
+
+
+def test_unstorable_event_redelivered_is_dead_lettered_once(store: EventStore, db: psycopg.Connection[Any]) -> None:
+    poison = github_event(payload=UNSTORABLE_PAYLOAD)
+    store.store([poison])
+    store.store([poison])
+    assert len(dead_letters_for(db, delivery_id=poison.delivery_id)) == 1
+
+
+def test_database_outage_is_a_transient_failure_and_storing_resumes(
+    database_url: str, db: psycopg.Connection[Any]
+) -> None:
+    parts = urlsplit(database_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxied = parts._replace(netloc=f"{parts.username}@{proxy.address}").geturl()
+    try:
+        with ConnectionPool(proxied, min_size=1, max_size=2, timeout=2, kwargs={"connect_timeout": 2}) as pool:
+            store = EventStore(pool)
+            before = github_event()
+            store.store([before])
+            proxy.cut()
+            during = github_event()
+            with pytest.raises(TransientError):
+                store.store([during])
+            assert stored_count(db, [during.delivery_id]) == 0
+            proxy.restore()
+            pool.check()  # drop the connections the outage broke
+            store.store([during])
+            assert stored_count(db, [before.delivery_id, during.delivery_id]) == 2
+    finally:
+        proxy.close()
