@@ -58,7 +58,10 @@ class Settings(BaseSettings):
     hookyard_log_level: str = Field(default="info", pattern="^(?i)(debug|info|warning|error)$")
 
     @field_validator(
-        "github_webhook_secret", "slack_signing_secret", "linear_webhook_secret", "hookyard_ingest_token",
+        "github_webhook_secret",
+        "slack_signing_secret",
+        "linear_webhook_secret",
+        "hookyard_ingest_token",
         mode="before",
     )
     @classmethod

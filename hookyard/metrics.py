@@ -27,7 +27,9 @@ PUBLISH_CONFIRM = Histogram(
     "hookyard_publish_confirm_seconds", "Publisher confirm latency", buckets=_LATENCY_BUCKETS
 )
 # Events carried by one broker message.
-PUBLISH_BATCH_EVENTS = Histogram("hookyard_publish_batch_events", "Events per broker message", buckets=_BATCH_BUCKETS)
+PUBLISH_BATCH_EVENTS = Histogram(
+    "hookyard_publish_batch_events", "Events per broker message", buckets=_BATCH_BUCKETS
+)
 # Publishes that ended in a 503, by reason (timeout, nack, returned, disconnected).
 PUBLISH_FAILURES = Counter("hookyard_publish_failures_total", "Publishes not confirmed", ["reason"])
 # 1 while the producer holds an open, confirming channel to RabbitMQ.

@@ -21,14 +21,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def database_option(fn: F) -> F:
     return click.option(
-        "--database-url", envvar="DATABASE_URL", show_envvar=True, default=None,
+        "--database-url",
+        envvar="DATABASE_URL",
+        show_envvar=True,
+        default=None,
         help="PostgreSQL URL [default: postgresql://postgres@127.0.0.1:5432/hookyard]",
     )(fn)
 
 
 def amqp_option(fn: F) -> F:
     return click.option(
-        "--amqp-url", envvar="AMQP_URL", show_envvar=True, default=None,
+        "--amqp-url",
+        envvar="AMQP_URL",
+        show_envvar=True,
+        default=None,
         help="RabbitMQ URL, vhost included [default: amqp://guest:guest@127.0.0.1:5672/%2F]",
     )(fn)
 
@@ -51,8 +57,14 @@ def cli() -> None:
 
 @cli.command()
 @database_option
-@click.option("--partitions-ahead", type=click.IntRange(1, 24), envvar="HOOKYARD_PARTITIONS_AHEAD",
-              show_envvar=True, default=None, help="Months of partitions created ahead [default: 3]")
+@click.option(
+    "--partitions-ahead",
+    type=click.IntRange(1, 24),
+    envvar="HOOKYARD_PARTITIONS_AHEAD",
+    show_envvar=True,
+    default=None,
+    help="Months of partitions created ahead [default: 3]",
+)
 def migrate(database_url: str | None, partitions_ahead: int | None) -> None:
     """Create the database if missing and apply pending migrations (idempotent)."""
     from schema.migrate import migrate as run_migrations  # noqa: PLC0415
@@ -65,8 +77,14 @@ def migrate(database_url: str | None, partitions_ahead: int | None) -> None:
 
 @cli.command()
 @click.option("--host", envvar="HOOKYARD_HOST", show_envvar=True, default="127.0.0.1", show_default=True)
-@click.option("--port", envvar="HOOKYARD_PORT", show_envvar=True, type=click.IntRange(0, 65535), default=8000,
-              show_default=True)
+@click.option(
+    "--port",
+    envvar="HOOKYARD_PORT",
+    show_envvar=True,
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+)
 @database_option
 @amqp_option
 def serve(host: str, port: int, database_url: str | None, amqp_url: str | None) -> None:
@@ -78,16 +96,39 @@ def serve(host: str, port: int, database_url: str | None, amqp_url: str | None) 
     settings = _settings(database_url=database_url, amqp_url=amqp_url)
     _logging(settings)
     uvicorn.run(
-        create_app(settings), host=host, port=port, loop="uvloop", http="httptools", log_config=None,
-        access_log=False, lifespan="on", timeout_graceful_shutdown=10,
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
     )
 
 
 @cli.command()
-@click.option("--processes", "-p", type=click.IntRange(1, 64), default=1, show_default=True,
-              envvar="HOOKYARD_WORKER_PROCESSES", show_envvar=True, help="Worker processes")
-@click.option("--threads", "-t", type=click.IntRange(1, 256), default=8, show_default=True,
-              envvar="HOOKYARD_WORKER_THREADS", show_envvar=True, help="Threads per process")
+@click.option(
+    "--processes",
+    "-p",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    envvar="HOOKYARD_WORKER_PROCESSES",
+    show_envvar=True,
+    help="Worker processes",
+)
+@click.option(
+    "--threads",
+    "-t",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    envvar="HOOKYARD_WORKER_THREADS",
+    show_envvar=True,
+    help="Threads per process",
+)
 @database_option
 @amqp_option
 def worker(processes: int, threads: int, database_url: str | None, amqp_url: str | None) -> None:
@@ -166,8 +207,14 @@ def preflight(database_url: str | None, amqp_url: str | None, port: int) -> None
 
 
 @cli.command()
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, envvar="HOOKYARD_URL",
-              show_envvar=True, help="The running server")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    envvar="HOOKYARD_URL",
+    show_envvar=True,
+    help="The running server",
+)
 @click.option("--wait", type=float, default=15.0, show_default=True, help="Seconds to wait for the rows")
 @database_option
 def demo(url: str, wait: float, database_url: str | None) -> None:
@@ -180,14 +227,20 @@ def demo(url: str, wait: float, database_url: str | None) -> None:
 
     settings = _settings(database_url=database_url)
     secrets = {
-        "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret, "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
-        "LINEAR_WEBHOOK_SECRET": settings.linear_webhook_secret, "HOOKYARD_INGEST_TOKEN": settings.hookyard_ingest_token,
+        "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret,
+        "SLACK_SIGNING_SECRET": settings.slack_signing_secret,
+        "LINEAR_WEBHOOK_SECRET": settings.linear_webhook_secret,
+        "HOOKYARD_INGEST_TOKEN": settings.hookyard_ingest_token,
     }
     if missing := [name for name, value in secrets.items() if not value]:
-        raise HookyardError(f"set {', '.join(missing)} (as the server has them) so the demo can sign its deliveries")
+        raise HookyardError(
+            f"set {', '.join(missing)} (as the server has them) so the demo can sign its deliveries"
+        )
     requests = signed_requests(
-        github_secret=settings.github_webhook_secret[0], slack_secret=settings.slack_signing_secret[0],
-        linear_secret=settings.linear_webhook_secret[0], ingest_token=settings.hookyard_ingest_token[0],
+        github_secret=settings.github_webhook_secret[0],
+        slack_secret=settings.slack_signing_secret[0],
+        linear_secret=settings.linear_webhook_secret[0],
+        ingest_token=settings.hookyard_ingest_token[0],
     )
     accepted = []
     with httpx.Client(base_url=url, timeout=10) as client:
@@ -204,7 +257,9 @@ def demo(url: str, wait: float, database_url: str | None) -> None:
         for source, delivery_id in accepted:
             row = None
             while row is None and time.monotonic() < deadline:
-                row = conn.execute(queries()["find_event"], {"source": source, "delivery_id": delivery_id}).fetchone()
+                row = conn.execute(
+                    queries()["find_event"], {"source": source, "delivery_id": delivery_id}
+                ).fetchone()
                 if row is None:
                     time.sleep(0.2)
             where = f"stored in {row[6]} (event_type={row[2]}, action={row[3]})" if row else "not stored yet"
@@ -222,7 +277,9 @@ def filter_options(fn: F) -> F:
             click.option("--queue", help="Only letters of this queue"),
             click.option("--actor", help="Only letters of this actor"),
             click.option("--reason", help="Only this reason code (unstorable_event, retries_exhausted...)"),
-            click.option("--older-than", help="Only letters that failed at least this long ago (30m, 2h, 7d)"),
+            click.option(
+                "--older-than", help="Only letters that failed at least this long ago (30m, 2h, 7d)"
+            ),
             click.option("--newer-than", help="Only letters that failed at most this long ago"),
             click.option("--id", "ids", type=int, multiple=True, help="Only these ids (repeatable)"),
             database_option,
@@ -232,12 +289,23 @@ def filter_options(fn: F) -> F:
     return fn
 
 
-def _filters(queue: str | None, actor: str | None, reason: str | None, older_than: str | None,
-             newer_than: str | None, ids: tuple[int, ...], **extra: Any) -> Any:
+def _filters(
+    *,
+    queue: str | None,
+    actor: str | None,
+    reason: str | None,
+    older_than: str | None,
+    newer_than: str | None,
+    ids: tuple[int, ...],
+    **extra: Any,
+) -> Any:
     from ops.dlq import Filters, parse_age  # noqa: PLC0415
 
     return Filters(
-        queue=queue, actor=actor, reason=reason, ids=ids,
+        queue=queue,
+        actor=actor,
+        reason=reason,
+        ids=ids,
         older_than=parse_age(older_than) if older_than else None,
         newer_than=parse_age(newer_than) if newer_than else None,
         **extra,
@@ -249,12 +317,16 @@ def _filters(queue: str | None, actor: str | None, reason: str | None, older_tha
 @click.option("--all", "include_replayed", is_flag=True, help="Include letters already replayed")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line")
-def dlq_list(database_url: str | None, include_replayed: bool, limit: int, as_json: bool, **filters: Any) -> None:
+def dlq_list(
+    database_url: str | None, include_replayed: bool, limit: int, as_json: bool, **filters: Any
+) -> None:
     """List dead letters, oldest first."""
     from ops import dlq as ops_dlq  # noqa: PLC0415
 
     settings = _settings(database_url=database_url)
-    rows = ops_dlq.select(settings.database_url, _filters(**filters, include_replayed=include_replayed, limit=limit))
+    rows = ops_dlq.select(
+        settings.database_url, _filters(**filters, include_replayed=include_replayed, limit=limit)
+    )
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, default=str))
@@ -264,7 +336,9 @@ def dlq_list(database_url: str | None, include_replayed: bool, limit: int, as_js
         return
     click.echo(f"{'id':>6}  {'failed_at':<19}  {'queue':<12} {'reason':<26} {'tries':>5}  what")
     for row in rows:
-        what = f"{row['source']}:{row['delivery_id']}" if row["delivery_id"] else f"message {row['message_id']}"
+        what = (
+            f"{row['source']}:{row['delivery_id']}" if row["delivery_id"] else f"message {row['message_id']}"
+        )
         replayed = "  (replayed)" if row["replayed_at"] else ""
         click.echo(
             f"{row['id']:>6}  {row['failed_at']:%Y-%m-%d %H:%M:%S}  {row['queue']:<12} {row['reason']:<26} "
@@ -322,7 +396,9 @@ def dlq_purge(database_url: str | None, yes: bool, include_replayed: bool, **fil
     from ops import dlq as ops_dlq  # noqa: PLC0415
 
     settings = _settings(database_url=database_url)
-    rows = ops_dlq.select(settings.database_url, _filters(**filters, include_replayed=include_replayed, limit=1_000_000))
+    rows = ops_dlq.select(
+        settings.database_url, _filters(**filters, include_replayed=include_replayed, limit=1_000_000)
+    )
     if not rows:
         click.echo("no dead letters match")
         return
@@ -334,7 +410,9 @@ def dlq_purge(database_url: str | None, yes: bool, include_replayed: bool, **fil
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 def bench() -> None:
     """The benchmark harness (not built yet: see the README)."""
-    raise HookyardError("`hookyard bench` is not built yet; it is planned with the throughput work (issue #4)")
+    raise HookyardError(
+        "`hookyard bench` is not built yet; it is planned with the throughput work (issue #4)"
+    )
 
 
 def main() -> None:

@@ -44,9 +44,14 @@ class Filters:
 
     def params(self) -> dict[str, Any]:
         return {
-            "queue": self.queue, "actor": self.actor, "reason": self.reason, "older_than": self.older_than,
-            "newer_than": self.newer_than, "ids": list(self.ids) or None,
-            "include_replayed": self.include_replayed, "limit": self.limit,
+            "queue": self.queue,
+            "actor": self.actor,
+            "reason": self.reason,
+            "older_than": self.older_than,
+            "newer_than": self.newer_than,
+            "ids": list(self.ids) or None,
+            "include_replayed": self.include_replayed,
+            "limit": self.limit,
         }
 
 
@@ -88,9 +93,7 @@ class _ConfirmingPublisher:
                 for name, arguments in queue_declarations(queue):
                     self.channel.queue_declare(name, durable=True, arguments=arguments)
                 self.declared.add(queue)
-            self.channel.basic_publish(
-                "", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True
-            )
+            self.channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
             raise PublishFailed(f"RabbitMQ refused the replay to {queue!r}: {exc!r}") from exc
         except pika.exceptions.AMQPError as exc:

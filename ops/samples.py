@@ -40,8 +40,14 @@ def slack_headers(secret: str, body: bytes, timestamp: int | None = None) -> dic
     }
 
 
-def linear_headers(secret: str, body: bytes, delivery_id: str | None = None, event: str = "Issue") -> dict[str, str]:
-    headers = {"Content-Type": "application/json", "Linear-Event": event, "Linear-Signature": _hmac_hex(secret, body)}
+def linear_headers(
+    secret: str, body: bytes, delivery_id: str | None = None, event: str = "Issue"
+) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "Linear-Event": event,
+        "Linear-Signature": _hmac_hex(secret, body),
+    }
     if delivery_id:
         headers["Linear-Delivery"] = delivery_id
     return headers
@@ -50,14 +56,25 @@ def linear_headers(secret: str, body: bytes, delivery_id: str | None = None, eve
 def _user(login: str, user_id: int) -> dict[str, Any]:
     base = f"https://api.github.com/users/{login}"
     return {
-        "login": login, "id": user_id, "node_id": f"MDQ6VXNlcj{user_id}", "avatar_url":
-        f"https://avatars.githubusercontent.com/u/{user_id}?v=4", "gravatar_id": "", "url": base,
-        "html_url": f"https://github.com/{login}", "followers_url": f"{base}/followers",
-        "following_url": f"{base}/following{{/other_user}}", "gists_url": f"{base}/gists{{/gist_id}}",
-        "starred_url": f"{base}/starred{{/owner}}{{/repo}}", "subscriptions_url": f"{base}/subscriptions",
-        "organizations_url": f"{base}/orgs", "repos_url": f"{base}/repos",
-        "events_url": f"{base}/events{{/privacy}}", "received_events_url": f"{base}/received_events",
-        "type": "User", "user_view_type": "public", "site_admin": False,
+        "login": login,
+        "id": user_id,
+        "node_id": f"MDQ6VXNlcj{user_id}",
+        "avatar_url": f"https://avatars.githubusercontent.com/u/{user_id}?v=4",
+        "gravatar_id": "",
+        "url": base,
+        "html_url": f"https://github.com/{login}",
+        "followers_url": f"{base}/followers",
+        "following_url": f"{base}/following{{/other_user}}",
+        "gists_url": f"{base}/gists{{/gist_id}}",
+        "starred_url": f"{base}/starred{{/owner}}{{/repo}}",
+        "subscriptions_url": f"{base}/subscriptions",
+        "organizations_url": f"{base}/orgs",
+        "repos_url": f"{base}/repos",
+        "events_url": f"{base}/events{{/privacy}}",
+        "received_events_url": f"{base}/received_events",
+        "type": "User",
+        "user_view_type": "public",
+        "site_admin": False,
     }
 
 
@@ -67,32 +84,89 @@ def _repository(full_name: str, repo_id: int) -> dict[str, Any]:
     urls = {
         f"{key}_url": f"{api}/{key}{suffix}"
         for key, suffix in (
-            ("forks", ""), ("keys", "{/key_id}"), ("collaborators", "{/collaborator}"), ("teams", ""),
-            ("hooks", ""), ("issue_events", "/events{/number}"), ("events", ""), ("assignees", "{/user}"),
-            ("branches", "{/branch}"), ("tags", ""), ("blobs", "{/sha}"), ("git_tags", "{/sha}"),
-            ("git_refs", "{/sha}"), ("trees", "{/sha}"), ("statuses", "/{sha}"), ("languages", ""),
-            ("stargazers", ""), ("contributors", ""), ("subscribers", ""), ("subscription", ""),
-            ("commits", "{/sha}"), ("git_commits", "{/sha}"), ("comments", "{/number}"),
-            ("issue_comment", "/comments{/number}"), ("contents", "/{+path}"), ("compare", "/{base}...{head}"),
-            ("merges", ""), ("archive", "/{archive_format}{/ref}"), ("downloads", ""), ("issues", "{/number}"),
-            ("pulls", "{/number}"), ("milestones", "{/number}"), ("notifications", "{?since,all,participating}"),
-            ("labels", "{/name}"), ("releases", "{/id}"), ("deployments", ""),
+            ("forks", ""),
+            ("keys", "{/key_id}"),
+            ("collaborators", "{/collaborator}"),
+            ("teams", ""),
+            ("hooks", ""),
+            ("issue_events", "/events{/number}"),
+            ("events", ""),
+            ("assignees", "{/user}"),
+            ("branches", "{/branch}"),
+            ("tags", ""),
+            ("blobs", "{/sha}"),
+            ("git_tags", "{/sha}"),
+            ("git_refs", "{/sha}"),
+            ("trees", "{/sha}"),
+            ("statuses", "/{sha}"),
+            ("languages", ""),
+            ("stargazers", ""),
+            ("contributors", ""),
+            ("subscribers", ""),
+            ("subscription", ""),
+            ("commits", "{/sha}"),
+            ("git_commits", "{/sha}"),
+            ("comments", "{/number}"),
+            ("issue_comment", "/comments{/number}"),
+            ("contents", "/{+path}"),
+            ("compare", "/{base}...{head}"),
+            ("merges", ""),
+            ("archive", "/{archive_format}{/ref}"),
+            ("downloads", ""),
+            ("issues", "{/number}"),
+            ("pulls", "{/number}"),
+            ("milestones", "{/number}"),
+            ("notifications", "{?since,all,participating}"),
+            ("labels", "{/name}"),
+            ("releases", "{/id}"),
+            ("deployments", ""),
         )
     }
     return {
-        "id": repo_id, "node_id": f"R_kgDO{repo_id}", "name": name, "full_name": full_name, "private": False,
-        "owner": _user(owner, repo_id + 1), "html_url": f"https://github.com/{full_name}",
-        "description": "Event-ingestion fleet: signed webhooks in, PostgreSQL exactly once.", "fork": False,
-        "url": api, **urls, "created_at": "2026-01-04T10:00:00Z", "updated_at": "2026-11-20T08:00:00Z",
-        "pushed_at": "2026-11-23T18:00:00Z", "git_url": f"git://github.com/{full_name}.git",
-        "ssh_url": f"git@github.com:{full_name}.git", "clone_url": f"https://github.com/{full_name}.git",
-        "svn_url": f"https://github.com/{full_name}", "homepage": None, "size": 1210, "stargazers_count": 42,
-        "watchers_count": 42, "language": "Python", "has_issues": True, "has_projects": True,
-        "has_downloads": True, "has_wiki": False, "has_pages": False, "has_discussions": False,
-        "forks_count": 3, "mirror_url": None, "archived": False, "disabled": False, "open_issues_count": 7,
-        "license": None, "allow_forking": True, "is_template": False, "web_commit_signoff_required": False,
-        "topics": ["webhooks", "rabbitmq", "postgresql"], "visibility": "public", "forks": 3,
-        "open_issues": 7, "watchers": 42, "default_branch": "main",
+        "id": repo_id,
+        "node_id": f"R_kgDO{repo_id}",
+        "name": name,
+        "full_name": full_name,
+        "private": False,
+        "owner": _user(owner, repo_id + 1),
+        "html_url": f"https://github.com/{full_name}",
+        "description": "Event-ingestion fleet: signed webhooks in, PostgreSQL exactly once.",
+        "fork": False,
+        "url": api,
+        **urls,
+        "created_at": "2026-01-04T10:00:00Z",
+        "updated_at": "2026-11-20T08:00:00Z",
+        "pushed_at": "2026-11-23T18:00:00Z",
+        "git_url": f"git://github.com/{full_name}.git",
+        "ssh_url": f"git@github.com:{full_name}.git",
+        "clone_url": f"https://github.com/{full_name}.git",
+        "svn_url": f"https://github.com/{full_name}",
+        "homepage": None,
+        "size": 1210,
+        "stargazers_count": 42,
+        "watchers_count": 42,
+        "language": "Python",
+        "has_issues": True,
+        "has_projects": True,
+        "has_downloads": True,
+        "has_wiki": False,
+        "has_pages": False,
+        "has_discussions": False,
+        "forks_count": 3,
+        "mirror_url": None,
+        "archived": False,
+        "disabled": False,
+        "open_issues_count": 7,
+        "license": None,
+        "allow_forking": True,
+        "is_template": False,
+        "web_commit_signoff_required": False,
+        "topics": ["webhooks", "rabbitmq", "postgresql"],
+        "visibility": "public",
+        "forks": 3,
+        "open_issues": 7,
+        "watchers": 42,
+        "default_branch": "main",
     }
 
 
@@ -100,13 +174,17 @@ def github_star(delivery_id: str | None = None, repository: str = "hookyard/flee
     """A ``star`` (action ``created``) delivery: (event, body, delivery id), about 6 KB."""
     delivery_id = delivery_id or str(uuid.uuid4())
     body = {
-        "action": "created", "starred_at": "2026-11-24T04:00:00Z",
-        "repository": _repository(repository, 700_001), "sender": _user("octocat", 583_231),
+        "action": "created",
+        "starred_at": "2026-11-24T04:00:00Z",
+        "repository": _repository(repository, 700_001),
+        "sender": _user("octocat", 583_231),
     }
     return "star", orjson.dumps(body), delivery_id
 
 
-def github_issue_opened(delivery_id: str | None = None, repository: str = "hookyard/fleet") -> tuple[str, bytes, str]:
+def github_issue_opened(
+    delivery_id: str | None = None, repository: str = "hookyard/fleet"
+) -> tuple[str, bytes, str]:
     """An ``issues`` (action ``opened``) delivery: (event, body, delivery id), about 13 KB."""
     delivery_id = delivery_id or str(uuid.uuid4())
     repo = _repository(repository, 700_001)
@@ -115,22 +193,63 @@ def github_issue_opened(delivery_id: str | None = None, repository: str = "hooky
     body = {
         "action": "opened",
         "issue": {
-            "url": issue_url, "repository_url": repo["url"], "labels_url": f"{issue_url}/labels{{/name}}",
-            "comments_url": f"{issue_url}/comments", "events_url": f"{issue_url}/events",
-            "html_url": f"https://github.com/{repository}/issues/1347", "id": 1_234_567, "node_id": "I_kwDOA",
-            "number": 1347, "title": "Deliveries are stored twice after a broker restart", "user": user,
-            "labels": [{"id": 1, "node_id": "LA_1", "url": f"{repo['url']}/labels/bug", "name": "bug",
-                        "color": "d73a4a", "default": True, "description": "Something isn't working"}],
-            "state": "open", "locked": False, "assignee": user, "assignees": [user], "milestone": None,
-            "comments": 0, "created_at": "2026-11-24T04:00:00Z", "updated_at": "2026-11-24T04:00:00Z",
-            "closed_at": None, "author_association": "OWNER", "active_lock_reason": None,
+            "url": issue_url,
+            "repository_url": repo["url"],
+            "labels_url": f"{issue_url}/labels{{/name}}",
+            "comments_url": f"{issue_url}/comments",
+            "events_url": f"{issue_url}/events",
+            "html_url": f"https://github.com/{repository}/issues/1347",
+            "id": 1_234_567,
+            "node_id": "I_kwDOA",
+            "number": 1347,
+            "title": "Deliveries are stored twice after a broker restart",
+            "user": user,
+            "labels": [
+                {
+                    "id": 1,
+                    "node_id": "LA_1",
+                    "url": f"{repo['url']}/labels/bug",
+                    "name": "bug",
+                    "color": "d73a4a",
+                    "default": True,
+                    "description": "Something isn't working",
+                }
+            ],
+            "state": "open",
+            "locked": False,
+            "assignee": user,
+            "assignees": [user],
+            "milestone": None,
+            "comments": 0,
+            "created_at": "2026-11-24T04:00:00Z",
+            "updated_at": "2026-11-24T04:00:00Z",
+            "closed_at": None,
+            "author_association": "OWNER",
+            "active_lock_reason": None,
             "body": "When RabbitMQ restarts while a worker holds unacked messages, " * 12,
-            "reactions": {"url": f"{issue_url}/reactions", "total_count": 0, "+1": 0, "-1": 0, "laugh": 0,
-                          "hooray": 0, "confused": 0, "heart": 0, "rocket": 0, "eyes": 0},
-            "timeline_url": f"{issue_url}/timeline", "performed_via_github_app": None, "state_reason": None,
+            "reactions": {
+                "url": f"{issue_url}/reactions",
+                "total_count": 0,
+                "+1": 0,
+                "-1": 0,
+                "laugh": 0,
+                "hooray": 0,
+                "confused": 0,
+                "heart": 0,
+                "rocket": 0,
+                "eyes": 0,
+            },
+            "timeline_url": f"{issue_url}/timeline",
+            "performed_via_github_app": None,
+            "state_reason": None,
         },
-        "repository": repo, "sender": user,
-        "organization": {"login": repository.split("/")[0], "id": 9_001, "url": "https://api.github.com/orgs/hookyard"},
+        "repository": repo,
+        "sender": user,
+        "organization": {
+            "login": repository.split("/", maxsplit=1)[0],
+            "id": 9_001,
+            "url": "https://api.github.com/orgs/hookyard",
+        },
     }
     return "issues", orjson.dumps(body), delivery_id
 
@@ -139,17 +258,38 @@ def slack_message(event_id: str | None = None, team: str = "T0HOOKYARD", channel
     """An Events API ``message`` callback, about 1 KB."""
     event_id = event_id or "Ev" + uuid.uuid4().hex[:16].upper()
     body = {
-        "token": "XXYYZZ", "team_id": team, "context_team_id": team, "api_app_id": "A0HOOKYARD",
+        "token": "XXYYZZ",
+        "team_id": team,
+        "context_team_id": team,
+        "api_app_id": "A0HOOKYARD",
         "event": {
-            "type": "message", "channel": channel, "user": "U0ALICE", "text": "Deploy of ingest 1.4.2 done. " * 8,
-            "ts": "1732420800.000100", "event_ts": "1732420800.000100", "channel_type": "channel",
+            "type": "message",
+            "channel": channel,
+            "user": "U0ALICE",
+            "text": "Deploy of ingest 1.4.2 done. " * 8,
+            "ts": "1732420800.000100",
+            "event_ts": "1732420800.000100",
+            "channel_type": "channel",
             "client_msg_id": str(uuid.uuid4()),
-            "blocks": [{"type": "rich_text", "block_id": "b1", "elements": [{"type": "rich_text_section",
-                        "elements": [{"type": "text", "text": "Deploy of ingest 1.4.2 done."}]}]}],
+            "blocks": [
+                {
+                    "type": "rich_text",
+                    "block_id": "b1",
+                    "elements": [
+                        {
+                            "type": "rich_text_section",
+                            "elements": [{"type": "text", "text": "Deploy of ingest 1.4.2 done."}],
+                        }
+                    ],
+                }
+            ],
         },
-        "type": "event_callback", "event_id": event_id, "event_time": int(time.time()),
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
         "authorizations": [{"enterprise_id": None, "team_id": team, "user_id": "U0BOT", "is_bot": True}],
-        "is_ext_shared_channel": False, "event_context": "4-eyJldCI6Im1lc3NhZ2UifQ",
+        "is_ext_shared_channel": False,
+        "event_context": "4-eyJldCI6Im1lc3NhZ2UifQ",
     }
     return orjson.dumps(body)
 
@@ -158,23 +298,42 @@ def linear_issue(entity_id: str | None = None, team: str = "team-ingest", now_ms
     """A Linear ``Issue`` ``create`` webhook with a fresh ``webhookTimestamp``."""
     entity_id = entity_id or str(uuid.uuid4())
     body = {
-        "action": "create", "type": "Issue", "createdAt": "2026-11-24T04:00:00.000Z",
-        "organizationId": "org-hookyard", "webhookId": "wh-1",
+        "action": "create",
+        "type": "Issue",
+        "createdAt": "2026-11-24T04:00:00.000Z",
+        "organizationId": "org-hookyard",
+        "webhookId": "wh-1",
         "webhookTimestamp": now_ms if now_ms is not None else int(time.time() * 1000),
         "url": f"https://linear.app/hookyard/issue/ING-12/{entity_id}",
         "actor": {"id": "user-ana", "name": "Ana", "type": "user"},
-        "data": {"id": entity_id, "identifier": "ING-12", "title": "Replay dead letters from the CLI",
-                 "teamId": team, "team": {"id": team, "key": "ING", "name": "Ingest"}, "priority": 2,
-                 "stateId": "state-todo", "labelIds": [], "createdAt": "2026-11-24T04:00:00.000Z"},
+        "data": {
+            "id": entity_id,
+            "identifier": "ING-12",
+            "title": "Replay dead letters from the CLI",
+            "teamId": team,
+            "team": {"id": team, "key": "ING", "name": "Ingest"},
+            "priority": 2,
+            "stateId": "state-todo",
+            "labelIds": [],
+            "createdAt": "2026-11-24T04:00:00.000Z",
+        },
     }
     return orjson.dumps(body)
 
 
-def deployment(deployment_id: str | None = None, status: str = "succeeded", service: str = "ingest") -> dict[str, Any]:
+def deployment(
+    deployment_id: str | None = None, status: str = "succeeded", service: str = "ingest"
+) -> dict[str, Any]:
     return {
-        "id": deployment_id or f"deploy-{uuid.uuid4()}", "service": service, "environment": "production",
-        "version": "1.4.2", "status": status, "project": "hookyard", "commit_sha": "9fceb02d0ae598e95dc970b74767f19372d61af8",
-        "started_at": "2026-11-24T03:58:00Z", "finished_at": "2026-11-24T04:00:00Z",
+        "id": deployment_id or f"deploy-{uuid.uuid4()}",
+        "service": service,
+        "environment": "production",
+        "version": "1.4.2",
+        "status": status,
+        "project": "hookyard",
+        "commit_sha": "9fceb02d0ae598e95dc970b74767f19372d61af8",
+        "started_at": "2026-11-24T03:58:00Z",
+        "finished_at": "2026-11-24T04:00:00Z",
     }
 
 
@@ -187,7 +346,9 @@ def signed_requests(
     out.append(("github", gid, ("/webhooks/github", github_headers(github_secret, body, event, gid), body)))
     event_id = "Ev" + uuid.uuid4().hex[:16].upper()
     body = slack_message(event_id)
-    out.append(("slack", f"A0HOOKYARD:{event_id}", ("/webhooks/slack", slack_headers(slack_secret, body), body)))
+    out.append(
+        ("slack", f"A0HOOKYARD:{event_id}", ("/webhooks/slack", slack_headers(slack_secret, body), body))
+    )
     lid = str(uuid.uuid4())
     body = linear_issue()
     out.append(("linear", lid, ("/webhooks/linear", linear_headers(linear_secret, body, lid), body)))

@@ -62,7 +62,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(settings: Settings, publisher: Publisher | None = None) -> Starlette:
+def create_app(settings: Settings, publisher: Publisher | None = None) -> Starlette:  # noqa: PLR0915 - one table of route closures
     """Build the app. The publisher is started and stopped with the app's lifespan."""
     publisher = publisher or Publisher(
         settings.amqp_url,
@@ -101,7 +101,9 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> Starle
                 verified = verify(request.headers, raw, secrets[source], received_at)
             except IngestError as exc:
                 metrics.EVENTS_REJECTED.labels(source, exc.code).inc()
-                log.info("request_refused", source=source, status=exc.status, error=exc.code, detail=exc.detail)
+                log.info(
+                    "request_refused", source=source, status=exc.status, error=exc.code, detail=exc.detail
+                )
                 return error_response(exc)
             if verified.reply is not None:
                 return JSON(verified.reply, status_code=200)
@@ -120,7 +122,7 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> Starle
         return JSON(
             {
                 "error": "not_implemented",
-                "detail": f"{request.url.path} is part of the contract but not built yet; nothing was stored.",
+                "detail": f"{request.url.path} is in the contract but not built yet; nothing was stored.",
             },
             status_code=501,
         )
@@ -133,7 +135,9 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> Starle
         if not publisher.connected:
             failing.append("rabbitmq")
         try:
-            async with await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=2) as conn:
+            async with await psycopg.AsyncConnection.connect(
+                settings.database_url, connect_timeout=2
+            ) as conn:
                 await asyncio.wait_for(conn.execute("SELECT 1"), 2)
         except (psycopg.Error, OSError, TimeoutError):
             failing.append("postgresql")
@@ -164,7 +168,9 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> Starle
             ("HOOKYARD_INGEST_TOKEN", settings.hookyard_ingest_token),
         ):
             if not values:
-                log.warning("source_disabled", variable=variable, detail=f"{variable} is unset: 401 for its source")
+                log.warning(
+                    "source_disabled", variable=variable, detail=f"{variable} is unset: 401 for its source"
+                )
         await publisher.start(wait=5)
         try:
             yield
@@ -220,7 +226,16 @@ class _Instrumented:
 
 _KNOWN_PATHS = frozenset(
     {
-        "/webhooks/github", "/webhooks/slack", "/webhooks/linear", "/v1/deployments", "/v1/heartbeats",
-        "/v1/usage", "/v1/errors", "/healthz", "/readyz", "/metrics", "/openapi.json",
+        "/webhooks/github",
+        "/webhooks/slack",
+        "/webhooks/linear",
+        "/v1/deployments",
+        "/v1/heartbeats",
+        "/v1/usage",
+        "/v1/errors",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
     }
 )

@@ -32,7 +32,9 @@ def missing_field(name: str) -> IngestError:
 
 
 def secret_not_configured(variable: str) -> IngestError:
-    return IngestError(401, "secret_not_configured", f"{variable} is not set, so this source accepts nothing.")
+    return IngestError(
+        401, "secret_not_configured", f"{variable} is not set, so this source accepts nothing."
+    )
 
 
 def missing_signature(header: str) -> IngestError:

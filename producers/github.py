@@ -22,7 +22,9 @@ from producers.signatures import github_signature_valid
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
-def verify(headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], received_at: datetime) -> Verified:
+def verify(
+    headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], received_at: datetime
+) -> Verified:
     """Authenticate and identify one GitHub delivery."""
     content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type not in {"application/json", "application/x-www-form-urlencoded"}:
@@ -42,10 +44,7 @@ def verify(headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], rec
     if not delivery_id:
         raise missing_header("X-GitHub-Delivery")
 
-    if content_type == "application/x-www-form-urlencoded":
-        payload_raw = _form_payload(raw)
-    else:
-        payload_raw = raw
+    payload_raw = _form_payload(raw) if content_type == "application/x-www-form-urlencoded" else raw
     body = parse_json_object(payload_raw)
     action = body.get("action")
     return Verified(

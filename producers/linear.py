@@ -23,7 +23,9 @@ SIGNATURE_HEADER = "Linear-Signature"
 WINDOW_SECONDS = 60
 
 
-def verify(headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], received_at: datetime) -> Verified:
+def verify(
+    headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], received_at: datetime
+) -> Verified:
     """Authenticate and identify one Linear webhook."""
     content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type != "application/json":

@@ -41,7 +41,10 @@ def _webhook(summary: str, header: str, *, extra: tuple[int, ...] = ()) -> dict[
         "post": {
             "summary": summary,
             "parameters": [{"name": header, "in": "header", "required": True, "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
             "responses": _responses(202, *extra, 400, 401, 413, 415, 503),
         }
     }
@@ -50,7 +53,7 @@ def _webhook(summary: str, header: str, *, extra: tuple[int, ...] = ()) -> dict[
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     deployment = DeploymentIn.model_json_schema(ref_template="#/components/schemas/{model}")
-    bearer = [{"ingestToken": []}]
+    bearer: list[dict[str, list[str]]] = [{"ingestToken": []}]
     body = {
         "required": True,
         "content": {
@@ -80,7 +83,13 @@ def openapi_document() -> dict[str, Any]:
                 }
             },
             **{
-                path: {"post": {"summary": "Not built yet", "security": bearer, "responses": _responses(401, 501)}}
+                path: {
+                    "post": {
+                        "summary": "Not built yet",
+                        "security": bearer,
+                        "responses": _responses(401, 501),
+                    }
+                }
                 for path in ("/v1/heartbeats", "/v1/usage", "/v1/errors")
             },
         },

@@ -65,7 +65,9 @@ def encode_batch(events: list[EventEnvelope], message_id: str) -> bytes:
 class Publisher:
     """One confirming channel to RabbitMQ, kept open by a background task."""
 
-    def __init__(self, amqp_url: str, *, confirm_timeout: float, max_batch: int, max_in_flight: int = 8) -> None:
+    def __init__(
+        self, amqp_url: str, *, confirm_timeout: float, max_batch: int, max_in_flight: int = 8
+    ) -> None:
         self._url = amqp_url
         self._confirm_timeout = confirm_timeout
         self._max_batch = max_batch
@@ -105,7 +107,11 @@ class Publisher:
                 await self._connection.close()
 
     async def publish(self, events: list[EventEnvelope]) -> None:
-        """Return once RabbitMQ confirmed a persistent message holding ``events``; else raise PublishFailed."""
+        """Return once RabbitMQ confirmed a persistent message holding ``events``.
+
+        Raises PublishFailed when the broker is unreachable, refuses the message, or does not
+        confirm within the timeout (the message may still arrive later: senders retry safely).
+        """
         if not self.connected:
             metrics.PUBLISH_FAILURES.labels("disconnected").inc()
             raise PublishFailed("RabbitMQ is not connected")
@@ -142,33 +148,8 @@ class Publisher:
         task.add_done_callback(self._tasks.discard)
 
     async def _publish(self, batch: _Batch) -> None:
-        started = time.perf_counter()
-        failure: BaseException | None = None
         try:
-            channel = self._channel
-            if channel is None or channel.is_closed:
-                raise PublishFailed("RabbitMQ is not connected")
-            events = [event for pending in batch.pending for event in pending.events]
-            message_id = str(uuid.uuid4())
-            confirmation = await channel.basic_publish(
-                encode_batch(events, message_id),
-                routing_key=EVENTS.queue,
-                properties=spec.Basic.Properties(delivery_mode=2, message_id=message_id),
-                mandatory=True,
-            )
-            if not isinstance(confirmation, spec.Basic.Ack):
-                metrics.PUBLISH_FAILURES.labels("nack").inc()
-                raise PublishFailed("RabbitMQ refused the message")
-            metrics.PUBLISH_CONFIRM.observe(time.perf_counter() - started)
-            metrics.PUBLISH_BATCH_EVENTS.observe(len(events))
-        except aiormq.exceptions.PublishError:
-            metrics.PUBLISH_FAILURES.labels("returned").inc()
-            failure = PublishFailed(f"RabbitMQ could not route the message to queue {EVENTS.queue!r}")
-        except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as exc:
-            metrics.PUBLISH_FAILURES.labels("disconnected").inc()
-            failure = PublishFailed(f"RabbitMQ connection lost: {exc!r}")
-        except PublishFailed as exc:
-            failure = exc
+            failure = await self._send([event for pending in batch.pending for event in pending.events])
         finally:
             self._in_flight -= 1
             if self._batch.pending and not self._flush_scheduled:
@@ -180,6 +161,34 @@ class Publisher:
                 pending.future.set_result(None)
             else:
                 pending.future.set_exception(failure)
+
+    async def _send(self, events: list[EventEnvelope]) -> PublishFailed | None:
+        """Publish one message and wait for its confirm; the failure to report, if any."""
+        channel = self._channel
+        if channel is None or channel.is_closed:
+            metrics.PUBLISH_FAILURES.labels("disconnected").inc()
+            return PublishFailed("RabbitMQ is not connected")
+        started = time.perf_counter()
+        message_id = str(uuid.uuid4())
+        try:
+            confirmation = await channel.basic_publish(
+                encode_batch(events, message_id),
+                routing_key=EVENTS.queue,
+                properties=spec.Basic.Properties(delivery_mode=2, message_id=message_id),
+                mandatory=True,
+            )
+        except aiormq.exceptions.PublishError:
+            metrics.PUBLISH_FAILURES.labels("returned").inc()
+            return PublishFailed(f"RabbitMQ could not route the message to queue {EVENTS.queue!r}")
+        except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as exc:
+            metrics.PUBLISH_FAILURES.labels("disconnected").inc()
+            return PublishFailed(f"RabbitMQ connection lost: {exc!r}")
+        if not isinstance(confirmation, spec.Basic.Ack):
+            metrics.PUBLISH_FAILURES.labels("nack").inc()
+            return PublishFailed("RabbitMQ refused the message")
+        metrics.PUBLISH_CONFIRM.observe(time.perf_counter() - started)
+        metrics.PUBLISH_BATCH_EVENTS.observe(len(events))
+        return None
 
     async def _keep_connected(self) -> None:
         delay = 0.2

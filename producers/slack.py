@@ -23,7 +23,9 @@ TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 WINDOW_SECONDS = 300
 
 
-def verify(headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], received_at: datetime) -> Verified:
+def verify(
+    headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], received_at: datetime
+) -> Verified:
     """Authenticate and identify one Slack Events API request."""
     content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type != "application/json":
@@ -73,7 +75,9 @@ def verify(headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], rec
                 payload=raw.decode(),
                 fields=EventFields(
                     team=dig(body, "team_id") or dig(event, "team"),
-                    channel=dig(event, "channel") or dig(event, "channel", "id") or dig(event, "item", "channel"),
+                    channel=dig(event, "channel")
+                    or dig(event, "channel", "id")
+                    or dig(event, "item", "channel"),
                     actor=dig(event, "user") or dig(event, "user", "id"),
                 ),
             )

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
-from typing import LiteralString, cast
 
 import psycopg
 import structlog
@@ -119,7 +118,7 @@ def _apply_pending(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migrati
             continue
         try:
             with conn.transaction():
-                conn.execute(cast(LiteralString, migration.sql))
+                conn.execute(migration.sql)  # our own file: as literal as inline SQL
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                     (migration.version, migration.name, migration.checksum),
@@ -127,9 +126,9 @@ def _apply_pending(conn: psycopg.Connection[tuple[object, ...]]) -> list[Migrati
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.OperationalError):
                 raise
-            raise MigrationError(
-                f"migration {migration.version:04d}_{migration.name} failed: {str(exc).strip().splitlines()[0]}"
-            ) from exc
+            first_line = str(exc).strip().splitlines()[0]
+            label = f"{migration.version:04d}_{migration.name}"
+            raise MigrationError(f"migration {label} failed: {first_line}") from exc
         log.info("migration_applied", version=migration.version, name=migration.name)
         applied.append(migration)
     return applied
@@ -139,9 +138,7 @@ def month_starts(today: date, months_before: int, months_ahead: int) -> list[dat
     """First days of the months from ``months_before`` before today's month to ``months_ahead`` after."""
     first = today.replace(day=1)
     index = first.year * 12 + first.month - 1
-    return [
-        date((i) // 12, (i) % 12 + 1, 1) for i in range(index - months_before, index + months_ahead + 1)
-    ]
+    return [date((i) // 12, (i) % 12 + 1, 1) for i in range(index - months_before, index + months_ahead + 1)]
 
 
 def ensure_partitions(

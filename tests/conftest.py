@@ -79,7 +79,9 @@ def _create_database(admin_url: str, name: str, template: str | None = None) -> 
     with psycopg.connect(admin_url, autocommit=True) as conn:
         statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
         if template:
-            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
         conn.execute(statement)
     return make_conninfo(admin_url, dbname=name)
 
@@ -94,7 +96,8 @@ def as_url(conninfo: str) -> str:
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
     user = params.get("user", "postgres")
     password = f":{params['password']}" if params.get("password") else ""
-    return f"postgresql://{user}{password}@{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/{params['dbname']}"
+    host, port = params.get("host", "127.0.0.1"), params.get("port", 5432)
+    return f"postgresql://{user}{password}@{host}:{port}/{params['dbname']}"
 
 
 @pytest.fixture(scope="session")
@@ -223,8 +226,13 @@ class InProcessServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=self.port, log_config=None, access_log=False,
-            lifespan="on", loop="asyncio",
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            loop="asyncio",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="uvicorn")
@@ -257,7 +265,11 @@ class InProcessWorker:
         from workers.store import EventStore  # noqa: PLC0415
 
         self.pool: ConnectionPool[Any] = ConnectionPool(
-            settings.database_url, min_size=1, max_size=threads + 1, timeout=5, open=False,
+            settings.database_url,
+            min_size=1,
+            max_size=threads + 1,
+            timeout=5,
+            open=False,
             kwargs={"connect_timeout": 3},
         )
         self.pool.open(wait=False)

@@ -8,6 +8,7 @@ from typing import Any
 import dramatiq
 import orjson
 import structlog
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -27,15 +28,19 @@ from workers.store import DeadLetter, EventStore
 log = structlog.get_logger(__name__)
 
 
-class LogContext(Middleware):  # type: ignore[misc]
+class LogContext(Middleware):
     """Bind the message id and actor to every log line written while a message is processed."""
 
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
+    def before_process_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(message_id=message.message_id, actor=message.actor_name)
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], *, result: Any = None,
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
         if exception is not None:
@@ -47,7 +52,8 @@ class LogContext(Middleware):  # type: ignore[misc]
             )
         structlog.contextvars.clear_contextvars()
 
-    after_skip_message = after_process_message
+    def after_skip_message(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        structlog.contextvars.clear_contextvars()
 
 
 def retry_policy(consumer: Consumer) -> Callable[[int, BaseException], bool]:
@@ -92,7 +98,9 @@ def parse_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> EventBatch:
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise PoisonMessage("invalid_message", f"{exc.error_count()} invalid field(s), first {where}: {first['msg']}") from None
+        raise PoisonMessage(
+            "invalid_message", f"{exc.error_count()} invalid field(s), first {where}: {first['msg']}"
+        ) from None
 
 
 def register_actors(broker: RabbitmqBroker, store: EventStore) -> dict[str, dramatiq.Actor[Any, Any]]:
@@ -136,14 +144,15 @@ def register_actors(broker: RabbitmqBroker, store: EventStore) -> dict[str, dram
 
     def record_dead_letter(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
         options = message_data.get("options") or {}
+        attempts = int(retry_info.get("retries", 0)) + 1
         store.record_dead_letter(
             DeadLetter(
                 dedup_key=str(message_data.get("message_id")),
                 queue=str(message_data.get("queue_name")),
                 actor=str(message_data.get("actor_name")),
                 reason="retries_exhausted",
-                detail=f"Failed {retry_info.get('retries', 0) + 1} times; last error: {last_error(options.get('traceback'))}",
-                attempts=int(retry_info.get("retries", 0)) + 1,
+                detail=f"Failed {attempts} times; last error: {last_error(options.get('traceback'))}",
+                attempts=attempts,
                 body=_replayable(message_data),
                 message_id=str(message_data.get("message_id")),
             )

@@ -26,7 +26,9 @@ def translate(exc: BaseException) -> BaseException:
     """
     if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.OperationalError | psycopg.InterfaceError):
         kind = type(exc).__name__
-        error = TransientError(f"PostgreSQL: {kind}: {str(exc).strip().splitlines()[0] if str(exc) else kind}")
+        error = TransientError(
+            f"PostgreSQL: {kind}: {str(exc).strip().splitlines()[0] if str(exc) else kind}"
+        )
         error.__cause__ = exc
         return error
     return exc

@@ -1,4 +1,4 @@
-"""Run the Dramatiq worker fleet: N processes × T threads, each with its own pool and metrics port."""
+"""Run the Dramatiq worker fleet: N processes of T threads, each with its own pool and metrics port."""
 
 from __future__ import annotations
 
@@ -86,7 +86,9 @@ def run_fleet(settings: Settings, *, processes: int, threads: int) -> int:
     parent = os.getpid()
 
     def spawn(index: int) -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_child, args=(settings, threads, index, parent), name=f"worker-{index}")
+        process = context.Process(
+            target=_child, args=(settings, threads, index, parent), name=f"worker-{index}"
+        )
         process.start()
         return process
 

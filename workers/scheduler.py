@@ -21,7 +21,9 @@ log = structlog.get_logger(__name__)
 _SCHEDULER_LOCK = 0x5363686564  # "Sched"
 
 
-def run_once(conn: psycopg.Connection[tuple[object, ...]], settings: Settings, today: date | None = None) -> None:
+def run_once(
+    conn: psycopg.Connection[tuple[object, ...]], settings: Settings, today: date | None = None
+) -> None:
     """One pass: create partitions ahead, drop expired ones, report stray rows. Idempotent."""
     today = today or date.today()
     for name in ensure_partitions(conn, months_ahead=settings.hookyard_partitions_ahead, today=today):
@@ -30,8 +32,10 @@ def run_once(conn: psycopg.Connection[tuple[object, ...]], settings: Settings, t
         cutoff = month_starts(today, settings.hookyard_retention_months, 0)[0]
         drop_partitions_before(conn, cutoff)
     for table, key in PARTITIONED_TABLES:
-        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(f"{table}_default"))).fetchone()
-        stray = int(row[0]) if row else 0
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(f"{table}_default"))
+        ).fetchone()
+        stray = int(str(row[0])) if row else 0
         metrics.DEFAULT_PARTITION_ROWS.labels(table).set(stray)
         if stray:
             log.warning("rows_in_default_partition", table=table, rows=stray, key=key)
@@ -47,7 +51,8 @@ def drop_partitions_before(conn: psycopg.Connection[tuple[object, ...]], cutoff:
             with conn.transaction():
                 if table == "events":
                     conn.execute(
-                        "DELETE FROM event_keys WHERE received_at < %s::timestamp AT TIME ZONE 'UTC'", (cutoff,)
+                        "DELETE FROM event_keys WHERE received_at < %s::timestamp AT TIME ZONE 'UTC'",
+                        (cutoff,),
                     )
                 conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(str(partition))))
             metrics.PARTITIONS_DROPPED.labels(table).inc()
@@ -72,7 +77,9 @@ def run_scheduler(settings: Settings) -> int:
                 else:
                     log.info("scheduler_standby", detail="another scheduler holds the lock")
         except psycopg.Error as exc:
-            log.warning("scheduler_pass_failed", error=str(exc).strip().splitlines()[0] if str(exc) else repr(exc))
+            log.warning(
+                "scheduler_pass_failed", error=str(exc).strip().splitlines()[0] if str(exc) else repr(exc)
+            )
         stop.wait(settings.hookyard_scheduler_interval)
     log.info("scheduler_stopped")
     return 0

@@ -31,8 +31,17 @@ from workers.errors import is_unstorable, translate
 log = structlog.get_logger(__name__)
 
 _FIELD_COLUMNS = (
-    "repository", "actor", "team", "channel", "entity_type", "entity_id", "project", "service",
-    "environment", "version", "status",
+    "repository",
+    "actor",
+    "team",
+    "channel",
+    "entity_type",
+    "entity_id",
+    "project",
+    "service",
+    "environment",
+    "version",
+    "status",
 )
 
 
@@ -53,9 +62,16 @@ class DeadLetter:
 
     def params(self) -> dict[str, Any]:
         return {
-            "dedup_key": self.dedup_key, "queue": self.queue, "actor": self.actor, "reason": self.reason,
-            "detail": self.detail, "attempts": self.attempts, "body": self.body,
-            "message_id": self.message_id, "source": self.source, "delivery_id": self.delivery_id,
+            "dedup_key": self.dedup_key,
+            "queue": self.queue,
+            "actor": self.actor,
+            "reason": self.reason,
+            "detail": self.detail,
+            "attempts": self.attempts,
+            "body": self.body,
+            "message_id": self.message_id,
+            "source": self.source,
+            "delivery_id": self.delivery_id,
         }
 
 
@@ -86,7 +102,15 @@ def single_event_message(event: EventEnvelope) -> bytes:
 def _columns(events: Sequence[EventEnvelope]) -> dict[str, list[Any]]:
     columns: dict[str, list[Any]] = {
         name: []
-        for name in ("source", "delivery_id", "received_at", "event_type", "action", *_FIELD_COLUMNS, "payload")
+        for name in (
+            "source",
+            "delivery_id",
+            "received_at",
+            "event_type",
+            "action",
+            *_FIELD_COLUMNS,
+            "payload",
+        )
     }
     for event in events:
         columns["source"].append(event.source.value)
@@ -159,7 +183,10 @@ class EventStore:
         return [(str(source), str(delivery_id), str(partition)) for source, delivery_id, partition in rows]
 
     def _store_one_by_one(
-        self, conn: psycopg.Connection[tuple[Any, ...]], batch: Sequence[EventEnvelope], message_id: str | None
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        batch: Sequence[EventEnvelope],
+        message_id: str | None,
     ) -> StoreResult:
         result = StoreResult()
         with conn.transaction():

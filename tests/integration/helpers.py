@@ -14,7 +14,9 @@ from contracts.topology import EVENTS, queue_declarations
 from producers.publisher import encode_batch
 
 
-def github_event(delivery_id: str | None = None, payload: str = '{"action": "opened"}', **fields: str) -> EventEnvelope:
+def github_event(
+    delivery_id: str | None = None, payload: str = '{"action": "opened"}', **fields: str
+) -> EventEnvelope:
     return EventEnvelope(
         source=Source.GITHUB,
         delivery_id=delivery_id or f"it-{uuid.uuid4()}",

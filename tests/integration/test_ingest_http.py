@@ -40,13 +40,16 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert body["error"] == code
-    assert isinstance(body["detail"], str) and body["detail"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
 
 
 def test_signed_github_delivery_is_accepted_with_its_delivery_id(client: httpx.Client, amqp_url: str) -> None:
     event, body, delivery = samples.github_issue_opened()
     response = client.post(
-        "/webhooks/github", content=body, headers=samples.github_headers(GITHUB_SECRETS[0], body, event, delivery)
+        "/webhooks/github",
+        content=body,
+        headers=samples.github_headers(GITHUB_SECRETS[0], body, event, delivery),
     )
     assert response.status_code == 202
     assert response.json() == {"delivery_id": delivery}
@@ -94,16 +97,22 @@ def test_github_body_that_is_not_json_is_refused_after_the_signature_check(clien
     assert_error(client.post("/webhooks/github", content=body, headers=headers), 400, "invalid_json")
 
 
-def test_source_without_a_secret_answers_401_naming_the_variable(database_url: str, empty_queues: str) -> None:
+def test_source_without_a_secret_answers_401_naming_the_variable(
+    database_url: str, empty_queues: str
+) -> None:
     settings = make_settings(database_url, empty_queues, linear_webhook_secret=())
     with InProcessServer(settings) as server, httpx.Client(base_url=server.url) as http:
         body = samples.linear_issue()
-        response = http.post("/webhooks/linear", content=body, headers=samples.linear_headers("x", body, "d1"))
+        response = http.post(
+            "/webhooks/linear", content=body, headers=samples.linear_headers("x", body, "d1")
+        )
     assert_error(response, 401, "secret_not_configured")
     assert "LINEAR_WEBHOOK_SECRET" in response.json()["detail"]
 
 
-def test_body_over_the_limit_is_refused_with_413_before_it_is_read(database_url: str, empty_queues: str) -> None:
+def test_body_over_the_limit_is_refused_with_413_before_it_is_read(
+    database_url: str, empty_queues: str
+) -> None:
     settings = make_settings(database_url, empty_queues, hookyard_max_body_bytes=1024)
     with InProcessServer(settings) as server, httpx.Client(base_url=server.url) as http:
         event, body, delivery = samples.github_star()
@@ -114,14 +123,23 @@ def test_body_over_the_limit_is_refused_with_413_before_it_is_read(database_url:
             for start in range(0, len(body), 512):
                 yield body[start : start + 512]
 
-        assert_error(http.post("/webhooks/github", content=chunks(), headers=headers), 413, "payload_too_large")
+        assert_error(
+            http.post("/webhooks/github", content=chunks(), headers=headers), 413, "payload_too_large"
+        )
     assert queue_depth(empty_queues, "events") == 0
 
 
 def test_slack_url_verification_is_answered_with_its_challenge(client: httpx.Client, amqp_url: str) -> None:
-    body = orjson.dumps({"token": "t", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
-                         "type": "url_verification"})
-    response = client.post("/webhooks/slack", content=body, headers=samples.slack_headers(SLACK_SECRETS[0], body))
+    body = orjson.dumps(
+        {
+            "token": "t",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+            "type": "url_verification",
+        }
+    )
+    response = client.post(
+        "/webhooks/slack", content=body, headers=samples.slack_headers(SLACK_SECRETS[0], body)
+    )
     assert response.status_code == 200
     assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
     assert queue_depth(amqp_url, "events") == 0
@@ -135,8 +153,11 @@ def test_slack_request_outside_its_window_is_refused(client: httpx.Client) -> No
 
 def test_slack_retry_is_accepted(client: httpx.Client) -> None:
     body = samples.slack_message()
-    headers = {**samples.slack_headers(SLACK_SECRETS[1], body), "X-Slack-Retry-Num": "1",
-               "X-Slack-Retry-Reason": "http_timeout"}
+    headers = {
+        **samples.slack_headers(SLACK_SECRETS[1], body),
+        "X-Slack-Retry-Num": "1",
+        "X-Slack-Retry-Reason": "http_timeout",
+    }
     assert client.post("/webhooks/slack", content=body, headers=headers).status_code == 202
 
 
@@ -149,7 +170,9 @@ def test_linear_webhook_older_than_a_minute_is_refused(client: httpx.Client) -> 
 def test_linear_webhook_is_accepted(client: httpx.Client) -> None:
     body = samples.linear_issue()
     delivery = str(uuid.uuid4())
-    response = client.post("/webhooks/linear", content=body, headers=samples.linear_headers(LINEAR_SECRETS[1], body, delivery))
+    response = client.post(
+        "/webhooks/linear", content=body, headers=samples.linear_headers(LINEAR_SECRETS[1], body, delivery)
+    )
     assert response.status_code == 202
     assert response.json() == {"delivery_id": delivery}
 
@@ -171,7 +194,9 @@ def test_deployment_batch_with_one_invalid_object_is_refused_whole_listing_each_
 ) -> None:
     bad = {**samples.deployment(), "status": "exploded"}
     del bad["service"]
-    response = client.post("/v1/deployments", content=orjson.dumps([samples.deployment(), bad]), headers=bearer())
+    response = client.post(
+        "/v1/deployments", content=orjson.dumps([samples.deployment(), bad]), headers=bearer()
+    )
     assert_error(response, 422, "validation_failed")
     fields = {error["field"] for error in response.json()["errors"]}
     assert fields == {"[1].status", "[1].service"}
@@ -194,7 +219,9 @@ def test_bad_deployment_requests_are_refused(
 
 
 @pytest.mark.parametrize("path", ["/v1/heartbeats", "/v1/usage", "/v1/errors"])
-def test_endpoints_not_built_yet_say_so_and_store_nothing(client: httpx.Client, amqp_url: str, path: str) -> None:
+def test_endpoints_not_built_yet_say_so_and_store_nothing(
+    client: httpx.Client, amqp_url: str, path: str
+) -> None:
     assert_error(client.post(path, content=b"{}", headers=bearer()), 501, "not_implemented")
     assert queue_depth(amqp_url, "events") == 0
 
@@ -207,7 +234,9 @@ def test_health_readiness_metrics_and_openapi_answer(client: httpx.Client) -> No
     assert metrics.status_code == 200
     assert 'hookyard_events_accepted_total{source="github"}' in metrics.text
     spec = client.get("/openapi.json").json()
-    assert {"/webhooks/github", "/webhooks/slack", "/webhooks/linear", "/v1/deployments"} <= set(spec["paths"])
+    assert {"/webhooks/github", "/webhooks/slack", "/webhooks/linear", "/v1/deployments"} <= set(
+        spec["paths"]
+    )
 
 
 def test_unknown_route_answers_json(client: httpx.Client) -> None:

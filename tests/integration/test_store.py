@@ -38,7 +38,9 @@ def test_redelivered_event_is_stored_once(store: EventStore, db: psycopg.Connect
     assert row == ("hookyard/fleet", "octocat", "opened")
 
 
-def test_same_delivery_twice_in_one_batch_is_stored_once(store: EventStore, db: psycopg.Connection[Any]) -> None:
+def test_same_delivery_twice_in_one_batch_is_stored_once(
+    store: EventStore, db: psycopg.Connection[Any]
+) -> None:
     event = github_event()
     result = store.store([event, event])
     assert len(result.stored) == 1
@@ -101,7 +103,9 @@ def test_unstorable_event_is_dead_lettered_alone_and_its_neighbours_are_stored(
     assert [event["delivery_id"] for event in replay.args[0]["events"]] == [poison.delivery_id]
 
 
-def test_unstorable_event_redelivered_is_dead_lettered_once(store: EventStore, db: psycopg.Connection[Any]) -> None:
+def test_unstorable_event_redelivered_is_dead_lettered_once(
+    store: EventStore, db: psycopg.Connection[Any]
+) -> None:
     poison = github_event(payload=UNSTORABLE_PAYLOAD)
     store.store([poison])
     store.store([poison])
@@ -115,7 +119,9 @@ def test_database_outage_is_a_transient_failure_and_storing_resumes(
     proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     proxied = parts._replace(netloc=f"{parts.username}@{proxy.address}").geturl()
     try:
-        with ConnectionPool(proxied, min_size=1, max_size=2, timeout=2, kwargs={"connect_timeout": 2}) as pool:
+        with ConnectionPool(
+            proxied, min_size=1, max_size=2, timeout=2, kwargs={"connect_timeout": 2}
+        ) as pool:
             store = EventStore(pool)
             before = github_event()
             store.store([before])

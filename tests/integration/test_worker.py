@@ -31,8 +31,15 @@ def drained(amqp_url: str) -> bool:
 def raw_message(args: list[Any], options: dict[str, Any] | None = None) -> tuple[str, bytes]:
     message_id = str(uuid.uuid4())
     return message_id, orjson.dumps(
-        {"queue_name": "events", "actor_name": "store_events", "args": args, "kwargs": {},
-         "options": options or {}, "message_id": message_id, "message_timestamp": 0}
+        {
+            "queue_name": "events",
+            "actor_name": "store_events",
+            "args": args,
+            "kwargs": {},
+            "options": options or {},
+            "message_id": message_id,
+            "message_timestamp": 0,
+        }
     )
 
 
@@ -99,7 +106,9 @@ def test_database_outage_retries_with_backoff_and_stores_after_recovery(
             )
             assert stored_count(db, [event.delivery_id]) == 0
             proxy.restore()
-            wait_until(lambda: stored_count(db, [event.delivery_id]) == 1, timeout=30, what="the stored event")
+            wait_until(
+                lambda: stored_count(db, [event.delivery_id]) == 1, timeout=30, what="the stored event"
+            )
         assert dead_letters_for(db, delivery_id=event.delivery_id) == []
     finally:
         proxy.close()
@@ -118,7 +127,9 @@ def test_unexpected_failure_becomes_a_dead_letter_once_its_retries_run_out(
         )
         with InProcessWorker(settings, threads=2):
             publish(empty_queues, body)
-            letters = wait_until(lambda: dead_letters_for(conn, message_id=message_id), what="the dead letter")
+            letters = wait_until(
+                lambda: dead_letters_for(conn, message_id=message_id), what="the dead letter"
+            )
         reason, detail, attempts, _ = letters[0]
         assert reason == "retries_exhausted"
         assert detail.startswith("Failed 6 times; last error:")

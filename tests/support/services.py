@@ -23,7 +23,9 @@ IN_CI = bool(os.environ.get("CI"))
 def reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url)
     try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2).close()
+        socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2
+        ).close()
     except OSError:
         return False
     return True

@@ -12,7 +12,9 @@ T = TypeVar("T")
 _tick = threading.Event()  # never set: wait() on it is an interruptible pause
 
 
-def wait_until(condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
+def wait_until(
+    condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = ""
+) -> T:
     """Poll ``condition`` until it returns something truthy; fail the test with ``what`` at the deadline."""
     deadline = time.monotonic() + timeout
     last: T = condition()
