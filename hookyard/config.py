@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     # Months of events kept; older partitions are dropped by the scheduler. 0 keeps everything.
     hookyard_retention_months: int = Field(default=0, ge=0)
     hookyard_scheduler_interval: float = Field(default=60.0, gt=0)
+    # Worker process i serves /metrics on this port + i; 0 turns the servers off.
     hookyard_worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
+    hookyard_scheduler_metrics_port: int = Field(default=9292, ge=0, le=65535)
+    # Address the worker and scheduler metrics servers bind: 0.0.0.0 inside a container.
+    hookyard_metrics_host: str = "127.0.0.1"
     hookyard_log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     hookyard_log_level: str = Field(default="info", pattern="^(?i)(debug|info|warning|error)$")
 

@@ -172,7 +172,15 @@ def _reachable(url: str, default_port: int) -> str | None:
 @cli.command()
 @database_option
 @amqp_option
-@click.option("--port", envvar="HOOKYARD_PORT", type=int, default=8000)
+@click.option(
+    "--port",
+    envvar="HOOKYARD_PORT",
+    show_envvar=True,
+    type=int,
+    default=8000,
+    show_default=True,
+    help="The port `hookyard serve` listens on",
+)
 def preflight(database_url: str | None, amqp_url: str | None, port: int) -> None:
     """Check that PostgreSQL and RabbitMQ answer, and print the fleet's URLs."""
     settings = _settings(database_url=database_url, amqp_url=amqp_url)
@@ -422,6 +430,9 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("hookyard: aborted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else cli.get_help(click.Context(cli)), err=True)
+        sys.exit(2)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "hookyard"
         click.echo(f"{command}: {exc.format_message()} (see --help)", err=True)

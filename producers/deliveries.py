@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
 from contracts import EventEnvelope
-from producers.errors import invalid_json
+from producers.errors import IngestError, invalid_json
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,19 @@ def dig(value: Any, *path: str) -> str | None:
     if value is None or isinstance(value, dict | list):
         return None
     return str(value)
+
+
+def envelope(**fields: Any) -> EventEnvelope:
+    """Build an EventEnvelope, or refuse the request (400) when a header or field breaks its limits.
+
+    A correctly signed request can still carry a delivery id or an event type longer than the
+    contract allows; that is the sender's error, never a 500.
+    """
+    try:
+        return EventEnvelope(**fields)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise IngestError(
+            400, "invalid_field", f"The delivery's {where} is not acceptable: {first['msg']}."
+        ) from None

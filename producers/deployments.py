@@ -57,7 +57,9 @@ def validation_error(exc_by_index: list[tuple[int | None, ValidationError]]) -> 
     for index, exc in exc_by_index:
         for err in exc.errors(include_url=False, include_input=False):
             loc = ".".join(str(part) for part in err["loc"])
-            errors.append({"field": f"[{index}].{loc}" if index is not None else loc, "message": err["msg"]})
+            prefix = f"[{index}]" if index is not None else ""
+            field = f"{prefix}.{loc}" if prefix and loc else prefix or loc or "(body)"
+            errors.append({"field": field, "message": err["msg"]})
     first = errors[0]
     return IngestError(
         422,

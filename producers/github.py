@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from urllib.parse import parse_qs
 
-from contracts import EventEnvelope, EventFields, Source
-from producers.deliveries import Verified, dig, parse_json_object
+from contracts import EventFields, Source
+from producers.deliveries import Verified, dig, envelope, parse_json_object
 from producers.errors import (
     IngestError,
     invalid_signature,
@@ -49,7 +49,7 @@ def verify(
     action = body.get("action")
     return Verified(
         events=[
-            EventEnvelope(
+            envelope(
                 source=Source.GITHUB,
                 delivery_id=delivery_id,
                 event_type=event_type,

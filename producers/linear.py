@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from contracts import EventEnvelope, EventFields, Source
-from producers.deliveries import Verified, body_digest, dig, parse_json_object
+from contracts import EventFields, Source
+from producers.deliveries import Verified, body_digest, dig, envelope, parse_json_object
 from producers.errors import (
     IngestError,
     invalid_signature,
@@ -51,7 +51,7 @@ def verify(
     action = dig(body, "action")
     return Verified(
         events=[
-            EventEnvelope(
+            envelope(
                 source=Source.LINEAR,
                 delivery_id=headers.get("linear-delivery") or body_digest(raw),
                 event_type=entity_type or headers.get("linear-event") or "unknown",

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from contracts import EventEnvelope, EventFields, Source
-from producers.deliveries import Verified, body_digest, dig, parse_json_object
+from contracts import EventFields, Source
+from producers.deliveries import Verified, body_digest, dig, envelope, parse_json_object
 from producers.errors import (
     invalid_signature,
     missing_signature,
@@ -66,7 +66,7 @@ def verify(
     event_type = dig(event, "type") or dig(body, "type") or "unknown"
     return Verified(
         events=[
-            EventEnvelope(
+            envelope(
                 source=Source.SLACK,
                 delivery_id=delivery_id,
                 event_type=event_type,

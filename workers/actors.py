@@ -87,7 +87,9 @@ def parse_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> EventBatch:
     """The message's EventBatch, or :class:`PoisonMessage` when it can never be one."""
     if len(args) != 1 or kwargs or not isinstance(args[0], dict):
         raise PoisonMessage("invalid_message", "store_events takes exactly one EventBatch object")
-    version = args[0].get("schema_version")
+    if "schema_version" not in args[0]:
+        raise PoisonMessage("invalid_message", "the message has no schema_version")
+    version = args[0]["schema_version"]
     if version != SCHEMA_VERSION:
         raise PoisonMessage(
             "unsupported_schema_version",

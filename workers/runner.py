@@ -50,8 +50,8 @@ def run_worker_process(settings: Settings, *, threads: int, index: int, parent_p
     if settings.hookyard_worker_metrics_port:
         port = settings.hookyard_worker_metrics_port + index
         try:
-            start_http_server(port, addr="127.0.0.1")
-            log.info("metrics_listening", url=f"http://127.0.0.1:{port}/metrics")
+            start_http_server(port, addr=settings.hookyard_metrics_host)
+            log.info("metrics_listening", url=f"http://{settings.hookyard_metrics_host}:{port}/metrics")
         except OSError as exc:
             log.warning("metrics_port_busy", port=port, error=str(exc))
 

@@ -9,6 +9,7 @@ from datetime import date
 
 import psycopg
 import structlog
+from prometheus_client import start_http_server
 from psycopg import sql
 
 from hookyard import metrics
@@ -66,6 +67,12 @@ def run_scheduler(settings: Settings) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if port := settings.hookyard_scheduler_metrics_port:
+        try:
+            start_http_server(port, addr=settings.hookyard_metrics_host)
+            log.info("metrics_listening", url=f"http://{settings.hookyard_metrics_host}:{port}/metrics")
+        except OSError as exc:
+            log.warning("metrics_port_busy", port=port, error=str(exc))
     log.info("scheduler_started", interval=settings.hookyard_scheduler_interval)
     while not stop.is_set():
         try:

@@ -22,8 +22,12 @@ RECEIVED = "2026-11-24T04:00:00+00:00"
 
 def event_json(delivery_id: str = "d-1", **changes: Any) -> dict[str, Any]:
     return {
-        "source": "github", "delivery_id": delivery_id, "event_type": "push", "received_at": RECEIVED,
-        "payload": "{}", **changes,
+        "source": "github",
+        "delivery_id": delivery_id,
+        "event_type": "push",
+        "received_at": RECEIVED,
+        "payload": "{}",
+        **changes,
     }
 
 
@@ -42,7 +46,10 @@ def poison_reason(args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -
 
 def test_a_well_formed_message_parses_into_its_events():
     batch = parse_batch((batch_json(event_json("d-1"), event_json("d-2", source="slack")),), {})
-    assert [(e.source, e.delivery_id) for e in batch.events] == [(Source.GITHUB, "d-1"), (Source.SLACK, "d-2")]
+    assert [(e.source, e.delivery_id) for e in batch.events] == [
+        (Source.GITHUB, "d-1"),
+        (Source.SLACK, "d-2"),
+    ]
     assert batch.events[0].received_at == datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 
 
@@ -97,14 +104,19 @@ def test_poison_detail_is_one_line_for_the_operator():
 
 def test_a_transient_failure_is_retried_without_limit():
     should_retry = retry_policy(CONSUMERS["events"])
-    assert all(should_retry(retries, TransientError("PostgreSQL: OperationalError")) for retries in (0, 5, 10_000))
+    assert all(
+        should_retry(retries, TransientError("PostgreSQL: OperationalError")) for retries in (0, 5, 10_000)
+    )
 
 
 def test_an_unexpected_failure_is_retried_exactly_max_unexpected_retries_times():
     consumer = CONSUMERS["events"]
     should_retry = retry_policy(consumer)
     # Dramatiq asks with the number of retries already made: 0 on the first failure.
-    decisions = [should_retry(retries, RuntimeError("boom")) for retries in range(consumer.retry.max_unexpected_retries + 3)]
+    decisions = [
+        should_retry(retries, RuntimeError("boom"))
+        for retries in range(consumer.retry.max_unexpected_retries + 3)
+    ]
     assert decisions.count(True) == consumer.retry.max_unexpected_retries
     assert decisions == sorted(decisions, reverse=True)  # once it gives up, it stays given up
 
@@ -165,7 +177,11 @@ def test_a_poison_message_goes_straight_to_the_dead_letters_with_its_reason(flee
 
     assert store.stored == []
     [letter] = store.dead_letters
-    assert (letter.queue, letter.actor, letter.reason) == ("events", "store_events", "unsupported_schema_version")
+    assert (letter.queue, letter.actor, letter.reason) == (
+        "events",
+        "store_events",
+        "unsupported_schema_version",
+    )
     assert letter.attempts == 1
     assert letter.message_id == message.message_id
 

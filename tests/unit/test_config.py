@@ -10,7 +10,11 @@ from hookyard.config import Settings, load_settings, redact_url
 from hookyard.errors import ConfigurationError, HookyardError
 
 _NAMED = {
-    "DATABASE_URL", "AMQP_URL", "GITHUB_WEBHOOK_SECRET", "SLACK_SIGNING_SECRET", "LINEAR_WEBHOOK_SECRET",
+    "DATABASE_URL",
+    "AMQP_URL",
+    "GITHUB_WEBHOOK_SECRET",
+    "SLACK_SIGNING_SECRET",
+    "LINEAR_WEBHOOK_SECRET",
 }
 
 
@@ -39,7 +43,8 @@ def test_unset_secrets_are_empty_so_their_sources_accept_nothing():
 
 
 @pytest.mark.parametrize(
-    "variable", ["GITHUB_WEBHOOK_SECRET", "SLACK_SIGNING_SECRET", "LINEAR_WEBHOOK_SECRET", "HOOKYARD_INGEST_TOKEN"]
+    "variable",
+    ["GITHUB_WEBHOOK_SECRET", "SLACK_SIGNING_SECRET", "LINEAR_WEBHOOK_SECRET", "HOOKYARD_INGEST_TOKEN"],
 )
 def test_a_comma_separated_secret_becomes_a_rotation_list(monkeypatch, variable):
     monkeypatch.setenv(variable, " new-secret , old-secret,,  ,older ")

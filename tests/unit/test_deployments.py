@@ -54,12 +54,18 @@ def test_deployment_fields_are_lifted_from_the_body():
     [event] = deployments.verify(headers_for(), body, (TOKEN,), NOW).events
     fields = event.fields
     assert (fields.project, fields.service, fields.environment, fields.version, fields.status) == (
-        "hookyard", "billing", "production", "1.4.2", "rolled_back",
+        "hookyard",
+        "billing",
+        "production",
+        "1.4.2",
+        "rolled_back",
     )
 
 
 def test_a_deployment_with_only_the_required_fields_is_accepted():
-    body = orjson.dumps({"id": "d-min", "service": "s", "environment": "e", "version": "v", "status": "started"})
+    body = orjson.dumps(
+        {"id": "d-min", "service": "s", "environment": "e", "version": "v", "status": "started"}
+    )
     [event] = deployments.verify(headers_for(), body, (TOKEN,), NOW).events
     assert (event.delivery_id, event.action) == ("d-min", "started")
 

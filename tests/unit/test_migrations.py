@@ -40,7 +40,11 @@ def test_a_migration_checksum_changes_when_its_sql_changes():
 
 def test_month_starts_cross_the_year_boundary():
     assert month_starts(date(2026, 12, 15), 1, 3) == [
-        date(2026, 11, 1), date(2026, 12, 1), date(2027, 1, 1), date(2027, 2, 1), date(2027, 3, 1),
+        date(2026, 11, 1),
+        date(2026, 12, 1),
+        date(2027, 1, 1),
+        date(2027, 2, 1),
+        date(2027, 3, 1),
     ]
 
 

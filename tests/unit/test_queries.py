@@ -47,8 +47,15 @@ def test_text_without_headers_has_no_queries():
 @pytest.mark.parametrize(
     "name",
     [
-        "insert_events", "insert_dead_letter", "ensure_month_partition", "partitions_before", "find_event",
-        "dlq_select", "dlq_show", "dlq_claim", "dlq_purge",
+        "insert_events",
+        "insert_dead_letter",
+        "ensure_month_partition",
+        "partitions_before",
+        "find_event",
+        "dlq_select",
+        "dlq_show",
+        "dlq_claim",
+        "dlq_purge",
     ],
 )
 def test_the_packaged_file_defines_every_query_the_fleet_runs(name):
@@ -62,15 +69,20 @@ def test_packaged_queries_carry_no_section_header_inside_them():
 
 def test_the_store_supplies_exactly_the_parameters_of_insert_events():
     event = EventEnvelope(
-        source=Source.GITHUB, delivery_id="d", event_type="push",
-        received_at=datetime(2026, 1, 1, tzinfo=UTC), payload="{}", fields=EventFields(),
+        source=Source.GITHUB,
+        delivery_id="d",
+        event_type="push",
+        received_at=datetime(2026, 1, 1, tzinfo=UTC),
+        payload="{}",
+        fields=EventFields(),
     )
     assert set(_columns([event])) == placeholders("insert_events")
 
 
 def test_a_dead_letter_supplies_exactly_the_parameters_of_insert_dead_letter():
-    letter = DeadLetter(dedup_key="k", queue="events", actor="store_events", reason="r", detail="d",
-                        attempts=1, body=b"{}")
+    letter = DeadLetter(
+        dedup_key="k", queue="events", actor="store_events", reason="r", detail="d", attempts=1, body=b"{}"
+    )
     assert set(letter.params()) == placeholders("insert_dead_letter")
 
 

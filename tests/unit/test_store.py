@@ -38,11 +38,17 @@ def test_the_same_delivery_id_from_two_sources_is_two_events():
 
 def test_events_come_back_sorted_by_source_then_delivery_id():
     batch = [
-        event(Source.SLACK, "b"), event(Source.GITHUB, "z"), event(Source.DEPLOYMENT, "m"),
-        event(Source.GITHUB, "a"), event(Source.SLACK, "b"),
+        event(Source.SLACK, "b"),
+        event(Source.GITHUB, "z"),
+        event(Source.DEPLOYMENT, "m"),
+        event(Source.GITHUB, "a"),
+        event(Source.SLACK, "b"),
     ]
     assert keys(unique_in_lock_order(batch)) == [
-        ("deployment", "m"), ("github", "a"), ("github", "z"), ("slack", "b"),
+        ("deployment", "m"),
+        ("github", "a"),
+        ("github", "z"),
+        ("slack", "b"),
     ]
 
 
@@ -58,8 +64,13 @@ def test_an_empty_batch_stays_empty():
 
 def test_a_dead_lettered_event_replays_as_a_store_events_message_with_only_that_event():
     lost = EventEnvelope(
-        source=Source.LINEAR, delivery_id="linear-9", event_type="Issue", action="create", received_at=RECEIVED,
-        payload='{"type": "Issue"}', fields=EventFields(team="team-ingest", entity_id="issue-9"),
+        source=Source.LINEAR,
+        delivery_id="linear-9",
+        event_type="Issue",
+        action="create",
+        received_at=RECEIVED,
+        payload='{"type": "Issue"}',
+        fields=EventFields(team="team-ingest", entity_id="issue-9"),
     )
 
     message = dramatiq.Message.decode(single_event_message(lost))
