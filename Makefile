@@ -1,14 +1,24 @@
 # The two commands a newcomer runs: `make run` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+# The first interpreter that runs and is 3.11 or newer (a pyenv shim may exist and still not run).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck install clean
+.PHONY: run demo test lint typecheck install clean
+
+# Development secrets for `make run` and `make demo` when none are set, so the demo can sign its
+# deliveries in the first minute. `hookyard preflight` says loudly when these are in use.
+run demo: export GITHUB_WEBHOOK_SECRET ?= dev-github-secret
+run demo: export SLACK_SIGNING_SECRET ?= dev-slack-secret
+run demo: export LINEAR_WEBHOOK_SECRET ?= dev-linear-secret
+run demo: export HOOKYARD_INGEST_TOKEN ?= dev-ingest-token
+run: export HOOKYARD_LOG_FORMAT ?= console
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Hookyard needs Python 3.11 or newer")'
+	@test -n "$(PYTHON)" || { echo "Hookyard needs Python 3.11 or newer on PATH" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -27,6 +37,10 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## make demo: post signed sample deliveries of every source to the fleet `make run` started.
+demo: $(STAMP)
+	@$(BIN)/hookyard demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

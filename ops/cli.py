@@ -198,6 +198,20 @@ def preflight(database_url: str | None, amqp_url: str | None, port: int) -> None
     if problems:
         raise HookyardError(" ".join(problems))
     metrics_port = settings.hookyard_worker_metrics_port
+    development = [
+        name
+        for name, values in (
+            ("GITHUB_WEBHOOK_SECRET", settings.github_webhook_secret),
+            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+            ("LINEAR_WEBHOOK_SECRET", settings.linear_webhook_secret),
+            ("HOOKYARD_INGEST_TOKEN", settings.hookyard_ingest_token),
+        )
+        if any(value.startswith("dev-") for value in values)
+    ]
+    if development:
+        click.echo(
+            f"WARNING: development secrets in use for {', '.join(development)}; set real ones in production."
+        )
     click.echo(
         "\n".join(
             [
@@ -205,10 +219,11 @@ def preflight(database_url: str | None, amqp_url: str | None, port: int) -> None
                 f"  ingest        http://127.0.0.1:{port}/webhooks/{{github,slack,linear}}  /v1/deployments",
                 f"  web metrics   http://127.0.0.1:{port}/metrics",
                 f"  worker metrics http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "",
+                f"  scheduler metrics http://127.0.0.1:{settings.hookyard_scheduler_metrics_port}/metrics",
                 f"  readiness     http://127.0.0.1:{port}/readyz",
                 f"  database      {redact_url(settings.database_url)}",
                 f"  broker        {redact_url(settings.amqp_url)}",
-                "Try it: in another terminal, `.venv/bin/hookyard demo`.",
+                "Try it: in another terminal, `make demo`.",
             ]
         )
     )
