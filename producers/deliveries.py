@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,13 @@ import orjson
 from pydantic import ValidationError
 
 from contracts import EventEnvelope
-from producers.errors import IngestError, invalid_json
+from producers.errors import (
+    IngestError,
+    invalid_json,
+    missing_signature,
+    secret_not_configured,
+    unsupported_media_type,
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,26 @@ class Verified:
     reply: dict[str, Any] | None = None
     # Context to bind to the request's log lines (retry numbers and the like).
     log_context: dict[str, Any] = field(default_factory=dict)
+
+
+def require_media_type(headers: Mapping[str, str], *allowed: str) -> str:
+    """The request's media type (JSON when unsaid), or 415 when the endpoint does not take it."""
+    media_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media_type not in allowed:
+        raise unsupported_media_type(" or ".join(allowed))
+    return media_type
+
+
+def require_signature(
+    headers: Mapping[str, str], header: str, secrets: tuple[str, ...], variable: str
+) -> str:
+    """The signature header's value; 401 when the source has no secret or the header is absent."""
+    if not secrets:
+        raise secret_not_configured(variable)
+    signature = headers.get(header.lower())
+    if not signature:
+        raise missing_signature(header)
+    return signature
 
 
 def parse_json_object(raw: bytes, what: str = "The body") -> dict[str, Any]:

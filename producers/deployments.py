@@ -10,8 +10,8 @@ import orjson
 from pydantic import ValidationError
 
 from contracts import DeploymentIn, EventEnvelope, EventFields, Source
-from producers.deliveries import Verified
-from producers.errors import IngestError, invalid_json, secret_not_configured, unsupported_media_type
+from producers.deliveries import Verified, require_media_type
+from producers.errors import IngestError, invalid_json, secret_not_configured
 from producers.signatures import bearer_token_valid
 
 #: The most objects one /v1 request may carry.
@@ -31,9 +31,7 @@ def authenticate(headers: Mapping[str, str], tokens: tuple[str, ...]) -> None:
 
 def parse_items(headers: Mapping[str, str], raw: bytes) -> tuple[list[Any], bool]:
     """The request's objects, and whether they came as an array."""
-    content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise unsupported_media_type("application/json")
+    require_media_type(headers, "application/json")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -7,15 +7,19 @@ from datetime import datetime
 from urllib.parse import parse_qs
 
 from contracts import EventFields, Source
-from producers.deliveries import Verified, dig, envelope, parse_json_object
+from producers.deliveries import (
+    Verified,
+    dig,
+    envelope,
+    parse_json_object,
+    require_media_type,
+    require_signature,
+)
 from producers.errors import (
     IngestError,
     invalid_signature,
     missing_field,
     missing_header,
-    missing_signature,
-    secret_not_configured,
-    unsupported_media_type,
 )
 from producers.signatures import github_signature_valid
 
@@ -26,14 +30,8 @@ def verify(
     headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], received_at: datetime
 ) -> Verified:
     """Authenticate and identify one GitHub delivery."""
-    content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if content_type not in {"application/json", "application/x-www-form-urlencoded"}:
-        raise unsupported_media_type("application/json or application/x-www-form-urlencoded")
-    if not secrets:
-        raise secret_not_configured("GITHUB_WEBHOOK_SECRET")
-    signature = headers.get(SIGNATURE_HEADER.lower())
-    if not signature:
-        raise missing_signature(SIGNATURE_HEADER)
+    content_type = require_media_type(headers, "application/json", "application/x-www-form-urlencoded")
+    signature = require_signature(headers, SIGNATURE_HEADER, secrets, "GITHUB_WEBHOOK_SECRET")
     if not github_signature_valid(secrets, raw, signature):
         raise invalid_signature(SIGNATURE_HEADER)
 

@@ -6,15 +6,20 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from contracts import EventFields, Source
-from producers.deliveries import Verified, body_digest, dig, envelope, parse_json_object
+from producers.deliveries import (
+    Verified,
+    body_digest,
+    dig,
+    envelope,
+    parse_json_object,
+    require_media_type,
+    require_signature,
+)
 from producers.errors import (
     IngestError,
     invalid_signature,
     missing_field,
-    missing_signature,
-    secret_not_configured,
     stale_timestamp,
-    unsupported_media_type,
 )
 from producers.signatures import linear_signature_valid, within_window
 
@@ -27,14 +32,8 @@ def verify(
     headers: Mapping[str, str], raw: bytes, secrets: tuple[str, ...], received_at: datetime
 ) -> Verified:
     """Authenticate and identify one Linear webhook."""
-    content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise unsupported_media_type("application/json")
-    if not secrets:
-        raise secret_not_configured("LINEAR_WEBHOOK_SECRET")
-    signature = headers.get(SIGNATURE_HEADER.lower())
-    if not signature:
-        raise missing_signature(SIGNATURE_HEADER)
+    require_media_type(headers, "application/json")
+    signature = require_signature(headers, SIGNATURE_HEADER, secrets, "LINEAR_WEBHOOK_SECRET")
     if not linear_signature_valid(secrets, raw, signature):
         raise invalid_signature(SIGNATURE_HEADER)
 
