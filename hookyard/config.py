@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     hookyard_confirm_timeout: float = Field(default=2.0, gt=0, le=60)
     # Requests published together in one broker message while a confirm is pending.
     hookyard_publish_batch: int = Field(default=200, ge=1, le=10_000)
+    # Broker messages published but not yet confirmed; requests arriving meanwhile join the next batch.
+    hookyard_publish_in_flight: int = Field(default=8, ge=1, le=1_000)
     # Months of partitions kept ahead of now by migrate and the scheduler.
     hookyard_partitions_ahead: int = Field(default=3, ge=1, le=24)
     # Months of events kept; older partitions are dropped by the scheduler. 0 keeps everything.

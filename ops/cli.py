@@ -8,6 +8,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -430,12 +431,102 @@ def dlq_purge(database_url: str | None, yes: bool, include_replayed: bool, **fil
     click.echo(f"{ops_dlq.purge(settings.database_url, [row['id'] for row in rows])} dead letter(s) purged")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-def bench() -> None:
-    """The benchmark harness (not built yet: see the README)."""
-    raise HookyardError(
-        "`hookyard bench` is not built yet; it is planned with the throughput work (issue #4)"
-    )
+_SCENARIOS = ("e2e", "ingest", "drain", "latency", "soak", "naive")
+_STEADY = ("latency", "soak")  # the targets name a size for these: small unless --size says otherwise
+
+
+@cli.command()
+@click.argument("scenarios", nargs=-1, required=True, type=click.Choice([*_SCENARIOS, "all"]))
+@click.option(
+    "--size",
+    "sizes",
+    multiple=True,
+    type=click.Choice(["small", "medium", "large", "all"]),
+    default=("all",),
+    show_default=True,
+    help="Body size (repeatable)",
+)
+@click.option("--duration", type=click.FloatRange(1), default=60.0, show_default=True, help="Seconds of load")
+@click.option("--connections", type=click.IntRange(1), default=256, show_default=True, help="wrk connections")
+@click.option("--worker-threads", type=click.IntRange(1), default=16, show_default=True)
+@click.option(
+    "--rate",
+    type=click.FloatRange(1),
+    default=2000.0,
+    show_default=True,
+    help="Requests/s of the latency scenario",
+)
+@click.option("--soak-duration", type=click.FloatRange(130), default=600.0, show_default=True)
+@click.option("--soak-rate", type=click.FloatRange(1), default=1000.0, show_default=True)
+@click.option("--drain-events", type=click.IntRange(1), default=200_000, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Append the JSON lines here [default: bench/results/<UTC date>.jsonl]",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8077,
+    show_default=True,
+    help="Port of the bench's own web process",
+)
+@database_option
+@amqp_option
+def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tell
+    scenarios: tuple[str, ...],
+    sizes: tuple[str, ...],
+    duration: float,
+    connections: int,
+    worker_threads: int,
+    rate: float,
+    soak_duration: float,
+    soak_rate: float,
+    drain_events: int,
+    out: Path | None,
+    port: int,
+    database_url: str | None,
+    amqp_url: str | None,
+) -> None:
+    """Measure the fleet: one JSON line per scenario and size, on its own database and vhost.
+
+    Scenarios: e2e (HTTP to committed rows), ingest (HTTP to broker), drain (pre-filled queue vs
+    a bare COPY), latency (steady rate: 202 latency and freshness), soak (RSS over time), naive
+    (one synchronous confirm per request, one INSERT per message).
+    """
+    import shlex  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from ops.bench.scenarios import SCENARIOS, Options, body_bytes, machine  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url, amqp_url=amqp_url)
+    _logging(settings)  # to stderr: stdout carries only the JSON lines
+    chosen = _SCENARIOS if "all" in scenarios else scenarios
+    every_size = ("small", "medium", "large") if "all" in sizes else sizes
+    out = out or Path("bench/results") / f"{datetime.now(UTC):%Y-%m-%d}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(["hookyard", *sys.argv[1:]])
+    with tempfile.TemporaryDirectory(prefix="hookyard-bench-") as directory:
+        options = Options(
+            database_url=settings.database_url, amqp_url=settings.amqp_url, directory=Path(directory),
+            port=port, duration=duration, connections=connections, worker_threads=worker_threads, rate=rate,
+            soak_duration=soak_duration, soak_rate=soak_rate, drain_events=drain_events,
+        )  # fmt: skip
+        for scenario in chosen:
+            for size in ("small",) if scenario in _STEADY and "all" in sizes else every_size:
+                started = datetime.now(UTC)
+                result = SCENARIOS[scenario](size, options, lambda line: click.echo(line, err=True))
+                line = {
+                    "scenario": scenario, "size": size, "body_bytes": body_bytes(size), **result,
+                    "started_at": started.isoformat(timespec="seconds"), "command": command,
+                    "machine": machine(),
+                }  # fmt: skip
+                text = json.dumps(line)
+                click.echo(text)
+                with out.open("a") as handle:
+                    handle.write(text + "\n")
 
 
 def main() -> None:

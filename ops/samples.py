@@ -226,7 +226,7 @@ def github_issue_opened(
             "closed_at": None,
             "author_association": "OWNER",
             "active_lock_reason": None,
-            "body": "When RabbitMQ restarts while a worker holds unacked messages, " * 12,
+            "body": "When RabbitMQ restarts while a worker holds unacked messages, " * 50,
             "reactions": {
                 "url": f"{issue_url}/reactions",
                 "total_count": 0,

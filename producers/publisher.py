@@ -115,7 +115,8 @@ class Publisher:
         if not self.connected:
             metrics.PUBLISH_FAILURES.labels("disconnected").inc()
             raise PublishFailed("RabbitMQ is not connected")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         if self._batch.size and self._batch.size + len(events) > self._max_batch:
             self._flush()
         self._batch.pending.append(_Pending(events, future))
@@ -125,12 +126,20 @@ class Publisher:
         elif not self._flush_scheduled:
             # Flush after every request that is ready in this turn of the loop has joined the batch.
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush_if_idle)
+            loop.call_soon(self._flush_if_idle)
+        # A timer rather than asyncio.wait_for: one handle per request instead of a task and a shield.
+        timer = loop.call_later(self._confirm_timeout, self._expire, future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), self._confirm_timeout)
-        except TimeoutError:
+            await future
+        finally:
+            timer.cancel()
+
+    def _expire(self, future: asyncio.Future[None]) -> None:
+        if not future.done():
             metrics.PUBLISH_FAILURES.labels("timeout").inc()
-            raise PublishFailed(f"RabbitMQ did not confirm within {self._confirm_timeout:g} s") from None
+            future.set_exception(
+                PublishFailed(f"RabbitMQ did not confirm within {self._confirm_timeout:g} s")
+            )
 
     def _flush_if_idle(self) -> None:
         self._flush_scheduled = False

@@ -3,14 +3,15 @@
 -- name: insert_events --
 -- Store a batch of events; returns the rows that were new. The ledger insert and the events
 -- insert are one statement, so a key is claimed exactly when its event row is written.
+-- Parameters are sent in binary: text-format arrays would escape every quote of every JSON payload.
 WITH input AS (
     SELECT *
     FROM unnest(
-        %(source)s::text[], %(delivery_id)s::text[], %(received_at)s::timestamptz[],
-        %(event_type)s::text[], %(action)s::text[],
-        %(repository)s::text[], %(actor)s::text[], %(team)s::text[], %(channel)s::text[],
-        %(entity_type)s::text[], %(entity_id)s::text[], %(project)s::text[], %(service)s::text[],
-        %(environment)s::text[], %(version)s::text[], %(status)s::text[], %(payload)s::text[]
+        %(source)b::text[], %(delivery_id)b::text[], %(received_at)b::timestamptz[],
+        %(event_type)b::text[], %(action)b::text[],
+        %(repository)b::text[], %(actor)b::text[], %(team)b::text[], %(channel)b::text[],
+        %(entity_type)b::text[], %(entity_id)b::text[], %(project)b::text[], %(service)b::text[],
+        %(environment)b::text[], %(version)b::text[], %(status)b::text[], %(payload)b::text[]
     ) AS t(source, delivery_id, received_at, event_type, action, repository, actor, team, channel,
            entity_type, entity_id, project, service, environment, version, status, payload)
 ), fresh AS (

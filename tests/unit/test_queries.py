@@ -13,7 +13,7 @@ from schema import queries
 from schema.queries import parse_queries
 from workers.store import DeadLetter, _columns
 
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # text (s) or binary (b) placeholders
 
 
 def placeholders(name: str) -> set[str]:

@@ -1,0 +1,212 @@
+"""The fleet under test: real ``hookyard`` processes on a bench database and vhost of their own."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pika
+import psutil
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from contracts.topology import EVENTS, RETRIES_EXHAUSTED, queue_declarations
+from hookyard.errors import HookyardError
+from ops.bench.requests import GITHUB_SECRET, SLACK_SECRET
+from schema.migrate import migrate
+
+HOOKYARD = str(Path(sys.executable).parent / "hookyard")
+
+
+def bench_database(database_url: str) -> str:
+    """A fresh, migrated ``<name>_bench`` database next to the configured one."""
+    parts = urlsplit(database_url)
+    name = f"{parts.path.lstrip('/')}_bench"
+    with psycopg.connect(make_conninfo(database_url, dbname="postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    url = parts._replace(path=f"/{name}").geturl()
+    migrate(url)
+    return url
+
+
+def bench_vhost(amqp_url: str, vhost: str = "hookyard_bench") -> str:
+    """The bench's own vhost (made with rabbitmqctl when missing), every Hookyard queue emptied."""
+    parts = urlsplit(amqp_url)
+    url = parts._replace(path="/" + quote(vhost, safe="")).geturl()
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+    except pika.exceptions.AMQPError:
+        if shutil.which("rabbitmqctl") is None:
+            raise HookyardError(
+                f"create the RabbitMQ vhost {vhost!r} for the bench (rabbitmqctl add_vhost)"
+            ) from None
+        user = parts.username or "guest"
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
+        subprocess.run(
+            ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, user, ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
+    purge(url)
+    return url
+
+
+def purge(amqp_url: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        for route in (EVENTS, RETRIES_EXHAUSTED):
+            for name, arguments in queue_declarations(route.queue):
+                channel.queue_declare(name, durable=True, arguments=arguments)
+                channel.queue_purge(name)
+    finally:
+        connection.close()
+
+
+@dataclass
+class Sampler:
+    """Peak RSS and CPU seconds of named processes (children included), sampled every ``interval``."""
+
+    processes: dict[str, psutil.Process]
+    interval: float = 0.5
+    peak_rss: dict[str, int] = field(default_factory=dict)
+    series: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    _cpu_start: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _tree(self, process: psutil.Process) -> list[psutil.Process]:
+        try:
+            return [process, *process.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def _cpu(self, name: str) -> float:
+        total = 0.0
+        for process in self._tree(self.processes[name]):
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                continue
+        return total
+
+    def __enter__(self) -> Sampler:
+        self._cpu_start = {name: self._cpu(name) for name in self.processes}
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            now = time.monotonic() - self._started
+            for name, process in self.processes.items():
+                rss = 0
+                for member in self._tree(process):
+                    try:
+                        rss += member.memory_info().rss
+                    except psutil.Error:
+                        continue
+                self.peak_rss[name] = max(self.peak_rss.get(name, 0), rss)
+                self.series.setdefault(name, []).append((now, rss))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        elapsed = time.monotonic() - self._started
+        self.cpu_percent = {
+            name: round(100 * (self._cpu(name) - start) / elapsed, 1)
+            for name, start in self._cpu_start.items()
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "peak_rss_mb": {name: round(rss / 2**20, 1) for name, rss in self.peak_rss.items()},
+            "cpu_percent_of_one_core": self.cpu_percent,
+        }
+
+
+class Fleet:
+    """``hookyard serve`` and ``hookyard worker`` as processes, with their logs in ``directory``."""
+
+    def __init__(self, database_url: str, amqp_url: str, directory: Path, port: int, **env: str) -> None:
+        self.directory = directory
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.database_url = database_url
+        self.env = {key: value for key, value in os.environ.items() if not key.startswith("HOOKYARD_")}
+        self.env.update(
+            DATABASE_URL=database_url,
+            AMQP_URL=amqp_url,
+            GITHUB_WEBHOOK_SECRET=GITHUB_SECRET,
+            SLACK_SIGNING_SECRET=SLACK_SECRET,
+            HOOKYARD_LOG_FORMAT="json",
+            HOOKYARD_LOG_LEVEL="warning",
+            HOOKYARD_WORKER_METRICS_PORT="0",
+            **env,
+        )
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str) -> psutil.Process:
+        log = (self.directory / f"{name}.log").open("ab")
+        process = subprocess.Popen([HOOKYARD, *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes[name] = process
+        return psutil.Process(process.pid)
+
+    def start_web(self) -> psutil.Process:
+        process = self.start("web", "serve", "--port", str(self.port))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return process
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise HookyardError(f"hookyard serve did not become ready; see {self.directory / 'web.log'}")
+
+    def start_worker(self, threads: int) -> psutil.Process:
+        return self.start("worker", "worker", "--processes", "1", "--threads", str(threads))
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def stored(self) -> int:
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0]) if row else 0
+
+    def wait_stored(self, expected: int, timeout: float, progress: Any = None) -> tuple[int, float]:
+        """Poll until ``expected`` rows are stored, or the count stops moving for 15 s."""
+        started = time.monotonic()
+        last, last_change = -1, started
+        while True:
+            count = self.stored()
+            now = time.monotonic()
+            if count != last:
+                last, last_change = count, now
+                if progress:
+                    progress(count, expected)
+            if count >= expected or now - last_change > 15 or now - started > timeout:
+                return count, now - started
+            time.sleep(0.25)

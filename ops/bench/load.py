@@ -1,0 +1,144 @@
+"""Load generators: wrk for open throttle, a paced asyncio client for a steady rate.
+
+wrk (C, event loop) costs the fleet the least CPU at thousands of requests a second. The paced
+client sends on a fixed schedule and measures each latency from the moment the request was due,
+so a stall is charged to every request it delayed (no coordinated omission); it reports the
+rate it actually achieved, which shows whether it kept up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hookyard.errors import HookyardError
+from ops.bench.requests import generate
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50/p95/p99/max of ``samples`` (nearest rank), in the samples' unit."""
+    if not samples:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    ordered = sorted(samples)
+
+    def rank(p: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+    return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "max": ordered[-1]}
+
+
+def write_request_files(size: str, total: int, threads: int, directory: Path) -> tuple[str, str]:
+    """Prepare wrk's input; returns (mode, prefix) for ``ops/bench/wrk.lua``."""
+    prefix = directory / f"requests-{size}"
+    if size == "small":
+        handles = [open(f"{prefix}.{index}", "wb") for index in range(threads)]  # noqa: SIM115 - closed below
+        try:
+            for number, request in enumerate(generate(size, total)):
+                handles[number % threads].write(b"%08d" % len(request) + request)
+        finally:
+            for handle in handles:
+                handle.close()
+        return "file", str(prefix)
+    template = next(generate(size, 1, tag="SPLICE"))
+    head, _, tail = template.partition(b"SPLICE-000000000")
+    # A unique run tag keeps ids apart from any earlier run on the same database.
+    Path(f"{prefix}.head").write_bytes(head + time.strftime("%H%M%S").encode() + b"-")
+    Path(f"{prefix}.tail").write_bytes(tail)
+    return "splice", str(prefix)
+
+
+def prepare_wrk(
+    size: str, *, duration: float, threads: int, max_rate: int, directory: Path
+) -> tuple[str, str]:
+    """Write wrk's requests before the clock starts (signing ~10^5 Slack requests takes seconds)."""
+    if shutil.which("wrk") is None:
+        raise HookyardError(
+            "wrk is not installed: `apt-get install wrk` (or `make bench`, which installs it)"
+        )
+    return write_request_files(size, int(max_rate * duration * 1.2), threads, directory)
+
+
+def run_wrk(
+    url: str, prepared: tuple[str, str], *, duration: float, connections: int, threads: int
+) -> dict[str, Any]:
+    """Run wrk against ``url`` for ``duration`` seconds; its summary as a dict."""
+    wrk = shutil.which("wrk") or "wrk"
+    mode, prefix = prepared
+    script = resources.files("ops.bench").joinpath("wrk.lua")
+    completed = subprocess.run(
+        [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s", "-s", str(script),
+         url, "--", mode, prefix],
+        capture_output=True, text=True, timeout=duration + 120, check=False,
+    )  # fmt: skip
+    summary = next((line for line in completed.stdout.splitlines() if line.startswith("{")), None)
+    if completed.returncode != 0 or summary is None:
+        raise HookyardError(f"wrk failed: {completed.stderr.strip() or completed.stdout.strip()}")
+    result: dict[str, Any] = json.loads(summary)
+    result["non_2xx"] = result["errors"].pop("status")
+    return result
+
+
+async def _paced(
+    host: str, port: int, requests: Iterator[bytes], rate: float, connections: int
+) -> tuple[list[float], int, int, float]:
+    """Send ``requests`` at ``rate``/s over ``connections`` keep-alive connections."""
+    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+    latencies: list[float] = []
+    failures = 0
+
+    async def connection() -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while True:
+                due, request = await queue.get()
+                writer.write(request)
+                status_line = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - due)
+                if not status_line.startswith(b"HTTP/1.1 202"):
+                    failures += 1
+                queue.task_done()
+        finally:
+            writer.close()
+
+    workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    started = time.perf_counter()
+    sent = 0
+    for number, request in enumerate(requests):
+        sent += 1
+        due = started + number / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((due, request))
+    await queue.join()
+    elapsed = time.perf_counter() - started
+    for task in workers:
+        task.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    return latencies, failures, sent, elapsed
+
+
+def run_paced(url: str, size: str, *, rate: float, duration: float, connections: int = 64) -> dict[str, Any]:
+    """A steady ``rate`` for ``duration`` seconds; latencies in ms from each request's due time."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    requests = generate(size, int(rate * duration))  # made as they go: Slack stamps stay fresh
+    latencies, failures, sent, elapsed = asyncio.run(_paced(host, int(port), requests, rate, connections))
+    return {
+        "requests": sent,
+        "achieved_rate": round(sent / elapsed, 1),
+        "non_2xx": failures,
+        "latency_ms": {key: value * 1000 for key, value in percentiles(latencies).items()},
+    }
