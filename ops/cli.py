@@ -449,6 +449,7 @@ _STEADY = ("latency", "soak")  # the targets name a size for these: small unless
 @click.option("--duration", type=click.FloatRange(1), default=60.0, show_default=True, help="Seconds of load")
 @click.option("--connections", type=click.IntRange(1), default=256, show_default=True, help="wrk connections")
 @click.option("--worker-threads", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--worker-processes", type=click.IntRange(1), default=1, show_default=True)
 @click.option(
     "--rate",
     type=click.FloatRange(1),
@@ -480,6 +481,7 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
     duration: float,
     connections: int,
     worker_threads: int,
+    worker_processes: int,
     rate: float,
     soak_duration: float,
     soak_rate: float,
@@ -511,7 +513,8 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
     with tempfile.TemporaryDirectory(prefix="hookyard-bench-") as directory:
         options = Options(
             database_url=settings.database_url, amqp_url=settings.amqp_url, directory=Path(directory),
-            port=port, duration=duration, connections=connections, worker_threads=worker_threads, rate=rate,
+            port=port, duration=duration, connections=connections, worker_threads=worker_threads,
+            worker_processes=worker_processes, rate=rate,
             soak_duration=soak_duration, soak_rate=soak_rate, drain_events=drain_events,
         )  # fmt: skip
         for scenario in chosen:

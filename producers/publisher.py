@@ -66,7 +66,7 @@ class Publisher:
     """One confirming channel to RabbitMQ, kept open by a background task."""
 
     def __init__(
-        self, amqp_url: str, *, confirm_timeout: float, max_batch: int, max_in_flight: int = 8
+        self, amqp_url: str, *, confirm_timeout: float, max_batch: int, max_in_flight: int = 1
     ) -> None:
         self._url = amqp_url
         self._confirm_timeout = confirm_timeout

@@ -1,33 +1,38 @@
 -- Named queries, loaded once by schema.queries. Parameters are psycopg named placeholders.
 
--- name: insert_events --
--- Store a batch of events; returns the rows that were new. The ledger insert and the events
--- insert are one statement, so a key is claimed exactly when its event row is written.
--- Parameters are sent in binary: text-format arrays would escape every quote of every JSON payload.
-WITH input AS (
-    SELECT *
-    FROM unnest(
-        %(source)b::text[], %(delivery_id)b::text[], %(received_at)b::timestamptz[],
-        %(event_type)b::text[], %(action)b::text[],
-        %(repository)b::text[], %(actor)b::text[], %(team)b::text[], %(channel)b::text[],
-        %(entity_type)b::text[], %(entity_id)b::text[], %(project)b::text[], %(service)b::text[],
-        %(environment)b::text[], %(version)b::text[], %(status)b::text[], %(payload)b::text[]
-    ) AS t(source, delivery_id, received_at, event_type, action, repository, actor, team, channel,
-           entity_type, entity_id, project, service, environment, version, status, payload)
-), fresh AS (
+-- name: claim_event_keys --
+-- Claim each delivery in the ledger; returns the keys that were new. The caller copies exactly
+-- those events into `events` in the same transaction, so a key is claimed exactly when its row
+-- is written. Arrays go in binary: text-format arrays would escape every quote of the payloads.
+INSERT INTO event_keys (source, delivery_id, received_at)
+SELECT * FROM unnest(%(source)b::text[], %(delivery_id)b::text[], %(received_at)b::timestamptz[])
+ON CONFLICT DO NOTHING
+RETURNING source, delivery_id;
+
+-- name: insert_event --
+-- One event in one statement (ledger claim and row together): cheaper than claim + COPY when a
+-- message carries a single event. Returns a row when the event was new.
+WITH fresh AS (
     INSERT INTO event_keys (source, delivery_id, received_at)
-    SELECT source, delivery_id, received_at FROM input
+    VALUES (%(source)s, %(delivery_id)s, %(received_at)s)
     ON CONFLICT DO NOTHING
-    RETURNING source, delivery_id
+    RETURNING source
 )
 INSERT INTO events (source, delivery_id, received_at, event_type, action, repository, actor, team,
                     channel, entity_type, entity_id, project, service, environment, version, status,
                     payload)
-SELECT i.source, i.delivery_id, i.received_at, i.event_type, i.action, i.repository, i.actor, i.team,
-       i.channel, i.entity_type, i.entity_id, i.project, i.service, i.environment, i.version, i.status,
-       i.payload::jsonb
-FROM input i JOIN fresh f USING (source, delivery_id)
-RETURNING source, delivery_id, tableoid::regclass::text AS partition;
+SELECT %(source)s, %(delivery_id)s, %(received_at)s, %(event_type)s, %(action)s, %(repository)s,
+       %(actor)s, %(team)s, %(channel)s, %(entity_type)s, %(entity_id)s, %(project)s, %(service)s,
+       %(environment)s, %(version)s, %(status)s, %(payload)s::jsonb
+FROM fresh
+RETURNING source;
+
+-- name: copy_events --
+-- Binary COPY of the claimed events: a quarter cheaper in PostgreSQL than INSERT ... SELECT
+-- FROM unnest(...) of the same rows (measured with `hookyard bench drain`).
+COPY events (source, delivery_id, received_at, event_type, action, repository, actor, team, channel,
+             entity_type, entity_id, project, service, environment, version, status, payload)
+FROM STDIN (FORMAT BINARY);
 
 -- name: insert_dead_letter --
 -- Record a dead letter once per dedup key; a letter that fails again after a replay is re-armed.

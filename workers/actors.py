@@ -10,6 +10,8 @@ import orjson
 import structlog
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.encoder import Encoder, MessageData
+from dramatiq.errors import DecodeError
 from dramatiq.middleware import (
     AgeLimit,
     CurrentMessage,
@@ -67,8 +69,23 @@ def retry_policy(consumer: Consumer) -> Callable[[int, BaseException], bool]:
     return should_retry
 
 
+class OrjsonEncoder(Encoder):
+    """Dramatiq's message encoding with orjson: the stdlib decoder took a third of the worker's CPU."""
+
+    def encode(self, data: MessageData) -> bytes:
+        return orjson.dumps(data)
+
+    def decode(self, data: bytes) -> MessageData:
+        try:
+            decoded: MessageData = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise DecodeError("failed to decode message", data, exc) from None  # type: ignore[no-untyped-call]
+        return decoded
+
+
 def build_broker(amqp_url: str) -> RabbitmqBroker:
     """A RabbitMQ broker that confirms its own publishes (retries, dead-letter notices)."""
+    dramatiq.set_encoder(OrjsonEncoder())
     return RabbitmqBroker(
         url=amqp_url,
         confirm_delivery=True,
@@ -141,8 +158,8 @@ def register_actors(broker: RabbitmqBroker, store: EventStore) -> dict[str, dram
             duplicates=result.duplicates,
             dead_lettered=len(result.dead_letters),
         )
-        for source, delivery_id, partition in result.stored:
-            log.debug("event_stored", source=source, delivery_id=delivery_id, partition=partition)
+        for source, delivery_id in result.stored:
+            log.debug("event_stored", source=source, delivery_id=delivery_id)
 
     def record_dead_letter(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
         options = message_data.get("options") or {}

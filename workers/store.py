@@ -20,6 +20,9 @@ from typing import Any
 import orjson
 import psycopg
 import structlog
+from psycopg import pq
+from psycopg.adapt import Dumper
+from psycopg.postgres import types as postgres_types
 from psycopg_pool import ConnectionPool
 
 from contracts import SCHEMA_VERSION, EventEnvelope
@@ -43,6 +46,24 @@ _FIELD_COLUMNS = (
     "version",
     "status",
 )
+#: Column types of ``copy_events``, in its order.
+_COPY_TYPES = ["text", "text", "timestamptz", "text", "text", *(["text"] * len(_FIELD_COLUMNS)), "jsonb"]
+
+
+class RawJsonb(str):
+    """A JSON document that is already text: sent to a jsonb column as is, never re-encoded."""
+
+    __slots__ = ()
+
+
+class RawJsonbBinaryDumper(Dumper):
+    """Binary jsonb is a version byte followed by the JSON text: no parse or dump in Python."""
+
+    format = pq.Format.BINARY
+    oid = postgres_types["jsonb"].oid
+
+    def dump(self, obj: object) -> bytes:
+        return b"\x01" + str(obj).encode()
 
 
 @dataclass(frozen=True)
@@ -79,7 +100,7 @@ class DeadLetter:
 class StoreResult:
     """What one batch did: rows written now, redeliveries skipped, events dead-lettered."""
 
-    stored: list[tuple[str, str, str]] = field(default_factory=list)  # (source, delivery_id, partition)
+    stored: list[tuple[str, str]] = field(default_factory=list)  # (source, delivery_id)
     duplicates: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
@@ -99,30 +120,13 @@ def single_event_message(event: EventEnvelope) -> bytes:
     )
 
 
-def _columns(events: Sequence[EventEnvelope]) -> dict[str, list[Any]]:
-    columns: dict[str, list[Any]] = {
-        name: []
-        for name in (
-            "source",
-            "delivery_id",
-            "received_at",
-            "event_type",
-            "action",
-            *_FIELD_COLUMNS,
-            "payload",
-        )
+def claim_params(events: Sequence[EventEnvelope]) -> dict[str, list[Any]]:
+    """The ``claim_event_keys`` arrays of a batch."""
+    return {
+        "source": [event.source.value for event in events],
+        "delivery_id": [event.delivery_id for event in events],
+        "received_at": [event.received_at for event in events],
     }
-    for event in events:
-        columns["source"].append(event.source.value)
-        columns["delivery_id"].append(event.delivery_id)
-        columns["received_at"].append(event.received_at)
-        columns["event_type"].append(event.event_type)
-        columns["action"].append(event.action)
-        fields = event.fields
-        for name in _FIELD_COLUMNS:
-            columns[name].append(getattr(fields, name))
-        columns["payload"].append(event.payload)
-    return columns
 
 
 def unique_in_lock_order(events: Sequence[EventEnvelope]) -> list[EventEnvelope]:
@@ -178,9 +182,44 @@ class EventStore:
 
     def _insert(
         self, conn: psycopg.Connection[tuple[Any, ...]], batch: Sequence[EventEnvelope]
-    ) -> list[tuple[str, str, str]]:
-        rows = conn.execute(queries()["insert_events"], _columns(batch)).fetchall()
-        return [(str(source), str(delivery_id), str(partition)) for source, delivery_id, partition in rows]
+    ) -> list[tuple[str, str]]:
+        if len(batch) == 1:
+            return self._insert_one(conn, batch[0])
+        claimed = conn.execute(queries()["claim_event_keys"], claim_params(batch))
+        fresh = {(str(source), str(delivery_id)) for source, delivery_id in claimed}
+        if not fresh:
+            return []
+        cursor = conn.cursor()
+        cursor.adapters.register_dumper(RawJsonb, RawJsonbBinaryDumper)
+        with cursor.copy(queries()["copy_events"]) as copy:
+            copy.set_types(_COPY_TYPES)
+            for event in batch:
+                if (event.source.value, event.delivery_id) in fresh:
+                    fields = event.fields
+                    copy.write_row(
+                        (
+                            event.source.value, event.delivery_id, event.received_at, event.event_type,
+                            event.action, *(getattr(fields, name) for name in _FIELD_COLUMNS),
+                            RawJsonb(event.payload),
+                        )
+                    )  # fmt: skip
+        return [key for key in ((event.source.value, event.delivery_id) for event in batch) if key in fresh]
+
+    def _insert_one(
+        self, conn: psycopg.Connection[tuple[Any, ...]], event: EventEnvelope
+    ) -> list[tuple[str, str]]:
+        params: dict[str, Any] = {
+            "source": event.source.value,
+            "delivery_id": event.delivery_id,
+            "received_at": event.received_at,
+            "event_type": event.event_type,
+            "action": event.action,
+            "payload": event.payload,
+            **{name: getattr(event.fields, name) for name in _FIELD_COLUMNS},
+        }
+        if conn.execute(queries()["insert_event"], params).fetchone() is None:
+            return []
+        return [(event.source.value, event.delivery_id)]
 
     def _store_one_by_one(
         self,
@@ -214,10 +253,10 @@ class EventStore:
         return result
 
     def _observe(self, batch: Sequence[EventEnvelope], result: StoreResult, committed: datetime) -> None:
-        by_source = Counter(source for source, _, _ in result.stored)
+        by_source = Counter(source for source, _ in result.stored)
         for source, count in by_source.items():
             metrics.EVENTS_STORED.labels(source).inc(count)
-        stored_keys = {(source, delivery_id) for source, delivery_id, _ in result.stored}
+        stored_keys = set(result.stored)
         failed_keys = {(letter.source, letter.delivery_id) for letter in result.dead_letters}
         for event in batch:
             key = (event.source.value, event.delivery_id)

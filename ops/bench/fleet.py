@@ -146,14 +146,16 @@ class Fleet:
         self.database_url = database_url
         self.env = {key: value for key, value in os.environ.items() if not key.startswith("HOOKYARD_")}
         self.env.update(
-            DATABASE_URL=database_url,
-            AMQP_URL=amqp_url,
-            GITHUB_WEBHOOK_SECRET=GITHUB_SECRET,
-            SLACK_SIGNING_SECRET=SLACK_SECRET,
-            HOOKYARD_LOG_FORMAT="json",
-            HOOKYARD_LOG_LEVEL="warning",
-            HOOKYARD_WORKER_METRICS_PORT="0",
-            **env,
+            {
+                "DATABASE_URL": database_url,
+                "AMQP_URL": amqp_url,
+                "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
+                "SLACK_SIGNING_SECRET": SLACK_SECRET,
+                "HOOKYARD_LOG_FORMAT": "json",
+                "HOOKYARD_LOG_LEVEL": "warning",
+                "HOOKYARD_WORKER_METRICS_PORT": "0",
+                **env,
+            }
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -175,8 +177,8 @@ class Fleet:
             time.sleep(0.2)
         raise HookyardError(f"hookyard serve did not become ready; see {self.directory / 'web.log'}")
 
-    def start_worker(self, threads: int) -> psutil.Process:
-        return self.start("worker", "worker", "--processes", "1", "--threads", str(threads))
+    def start_worker(self, threads: int, processes: int = 1) -> psutil.Process:
+        return self.start("worker", "worker", "--processes", str(processes), "--threads", str(threads))
 
     def stop(self, name: str) -> None:
         process = self.processes.pop(name, None)

@@ -37,6 +37,7 @@ class Options:
     connections: int = 256
     wrk_threads: int = 2
     worker_threads: int = 16
+    worker_processes: int = 1
     max_rate: int = 9000
     rate: float = 2000.0
     soak_duration: float = 600.0
@@ -87,7 +88,7 @@ def _throughput(
     try:
         processes = {"web": fleet.start_web()}
         if worker:
-            processes["worker"] = fleet.start_worker(options.worker_threads)
+            processes["worker"] = fleet.start_worker(options.worker_threads, options.worker_processes)
             time.sleep(2)  # consumers attach
         prepared = prepare_wrk(
             size, duration=options.duration, threads=options.wrk_threads, max_rate=options.max_rate,
@@ -220,7 +221,7 @@ def drain(size: str, options: Options, progress: Progress) -> dict[str, Any]:
             channel.basic_publish("", EVENTS.queue, body, pika.BasicProperties(delivery_mode=2))
         connection.close()
         progress(f"drain/{size}: starting the worker")
-        worker = fleet.start_worker(options.worker_threads)
+        worker = fleet.start_worker(options.worker_threads, options.worker_processes)
         with Sampler({"worker": worker, **services()}) as sampler:
             stored, elapsed = fleet.wait_stored(
                 len(events),
@@ -260,7 +261,10 @@ def latency(size: str, options: Options, progress: Progress) -> dict[str, Any]:
     """A steady rate: 202 latency percentiles, and received → committed freshness of the same events."""
     fleet = _fleet(options)
     try:
-        processes = {"web": fleet.start_web(), "worker": fleet.start_worker(options.worker_threads)}
+        processes = {
+            "web": fleet.start_web(),
+            "worker": fleet.start_worker(options.worker_threads, options.worker_processes),
+        }
         time.sleep(2)
         progress(f"latency/{size}: {options.rate:g} requests/s for {options.duration:g} s")
         with Sampler({**processes, **services()}) as sampler:
@@ -283,7 +287,10 @@ def soak(size: str, options: Options, progress: Progress) -> dict[str, Any]:
     """A long steady rate: does the web or worker RSS grow?"""
     fleet = _fleet(options)
     try:
-        processes = {"web": fleet.start_web(), "worker": fleet.start_worker(options.worker_threads)}
+        processes = {
+            "web": fleet.start_web(),
+            "worker": fleet.start_worker(options.worker_threads, options.worker_processes),
+        }
         time.sleep(2)
         progress(f"soak/{size}: {options.soak_rate:g} requests/s for {options.soak_duration:g} s")
         with Sampler(processes, interval=5) as sampler:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 
+from hookyard.config import Settings
 from ops import samples
 from tests.conftest import (
     GITHUB_SECRETS,
@@ -242,3 +244,28 @@ def test_health_readiness_metrics_and_openapi_answer(client: httpx.Client) -> No
 def test_unknown_route_answers_json(client: httpx.Client) -> None:
     assert_error(client.get("/nope"), 404, "not_found")
     assert_error(client.get("/webhooks/github"), 405, "method_not_allowed")
+
+
+def test_a_burst_of_the_same_delivery_is_accepted_every_time_and_stored_once(
+    settings: Settings, server: InProcessServer, db: Any
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    from tests.conftest import InProcessWorker  # noqa: PLC0415
+    from tests.integration.test_worker import duplicates_skipped  # noqa: PLC0415
+    from tests.support.waiting import wait_until  # noqa: PLC0415
+
+    skipped_before = duplicates_skipped()
+    event, body, delivery = samples.github_star()
+    headers = samples.github_headers(GITHUB_SECRETS[0], body, event, delivery)
+    with httpx.Client(base_url=server.url, timeout=10) as http, ThreadPoolExecutor(20) as pool:
+
+        def post(_: int) -> int:
+            return http.post("/webhooks/github", content=body, headers=headers).status_code
+
+        statuses = list(pool.map(post, range(40)))
+    assert statuses == [202] * 40
+    with InProcessWorker(settings):
+        # One stored, 39 recognised as repeats: only then has every copy been handled.
+        wait_until(lambda: duplicates_skipped() - skipped_before == 39, what="every repeat to be skipped")
+    assert db.execute("SELECT count(*) FROM events WHERE delivery_id = %s", (delivery,)).fetchone() == (1,)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import orjson
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
 from hookyard.config import Settings
 from tests.conftest import InProcessWorker, make_settings, purge_queues, queue_depth
@@ -22,6 +23,11 @@ from tests.integration.helpers import (
 )
 from tests.support.proxy import TcpProxy
 from tests.support.waiting import wait_until
+
+
+def duplicates_skipped() -> float:
+    """Redeliveries the in-process worker recognised and skipped so far."""
+    return REGISTRY.get_sample_value("hookyard_events_duplicate_total", {"source": "github"}) or 0.0
 
 
 def drained(amqp_url: str) -> bool:
@@ -136,3 +142,26 @@ def test_unexpected_failure_becomes_a_dead_letter_once_its_retries_run_out(
         assert 'UndefinedTable: relation "event_keys" does not exist' in detail
         assert attempts == 6  # the first try and five retries
     purge_queues(empty_queues)
+
+
+def test_a_burst_of_redeliveries_in_overlapping_batches_stores_each_event_once(
+    worker: InProcessWorker, settings: Settings, db: psycopg.Connection[Any]
+) -> None:
+    skipped_before = duplicates_skipped()
+    shared = [github_event() for _ in range(60)]
+    messages = []
+    for round_ in range(12):
+        # Every message repeats most of the shared events, rotated, next to a few of its own.
+        rotated = shared[round_ * 5 :] + shared[: round_ * 5]
+        messages.append(rotated[:45] + [github_event() for _ in range(5)])
+    for events in messages:
+        publish_events(settings.amqp_url, events)
+    every = {event.delivery_id for events in messages for event in events}
+    repeats = sum(len(events) for events in messages) - len(every)
+    # Every copy has been handled once each repeat has been counted as skipped.
+    wait_until(lambda: duplicates_skipped() - skipped_before == repeats, what="every repeat to be skipped")
+    rows = db.execute(
+        "SELECT delivery_id, count(*) FROM events WHERE delivery_id = ANY(%s) GROUP BY 1", (sorted(every),)
+    ).fetchall()
+    assert len(rows) == len(every)
+    assert {count for _, count in rows} == {1}

@@ -133,7 +133,7 @@ class RecordingStore:
 
     def store(self, events: Sequence[EventEnvelope], *, message_id: str | None = None) -> StoreResult:
         self.stored.append((list(events), message_id))
-        return StoreResult(stored=[(e.source.value, e.delivery_id, "events_2026_11") for e in events])
+        return StoreResult(stored=[(e.source.value, e.delivery_id) for e in events])
 
     def record_dead_letter(self, letter: DeadLetter) -> None:
         self.dead_letters.append(letter)
