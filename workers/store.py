@@ -167,7 +167,7 @@ class EventStore:
         committed = datetime.now(UTC)
         metrics.STORE_DURATION.observe(time.perf_counter() - started)
         result.duplicates = len(batch) - len(result.stored) - len(result.dead_letters) + duplicates_in_message
-        self._observe(batch, result, committed)
+        self._observe(events, result, committed)
         return result
 
     def record_dead_letter(self, letter: DeadLetter) -> None:
@@ -252,18 +252,22 @@ class EventStore:
                     result.dead_letters.append(letter)
         return result
 
-    def _observe(self, batch: Sequence[EventEnvelope], result: StoreResult, committed: datetime) -> None:
+    def _observe(self, events: Sequence[EventEnvelope], result: StoreResult, committed: datetime) -> None:
         by_source = Counter(source for source, _ in result.stored)
         for source, count in by_source.items():
             metrics.EVENTS_STORED.labels(source).inc(count)
         stored_keys = set(result.stored)
         failed_keys = {(letter.source, letter.delivery_id) for letter in result.dead_letters}
-        for event in batch:
+        duplicates: Counter[str] = Counter()
+        for event in events:  # as received: a repeat inside one message is a duplicate too
             key = (event.source.value, event.delivery_id)
             if key in stored_keys:
+                stored_keys.discard(key)  # only its first copy was stored
                 metrics.FRESHNESS.observe((committed - event.received_at).total_seconds())
             elif key not in failed_keys:
-                metrics.EVENTS_DUPLICATE.labels(event.source.value).inc()
+                duplicates[event.source.value] += 1
+        for source, count in duplicates.items():
+            metrics.EVENTS_DUPLICATE.labels(source).inc(count)
         for letter in result.dead_letters:
             metrics.DEAD_LETTERS.labels(letter.queue, letter.reason).inc()
             log.warning(
