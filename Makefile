@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint typecheck install clean
+.PHONY: run demo test bench lint typecheck install clean
 
 # Development secrets for `make run` and `make demo` when none are set, so the demo can sign its
 # deliveries in the first minute. `hookyard preflight` says loudly when these are in use.
@@ -41,6 +41,12 @@ test: $(STAMP)
 ## make demo: post signed sample deliveries of every source to the fleet `make run` started.
 demo: $(STAMP)
 	@$(BIN)/hookyard demo
+
+## make bench: every scenario of `hookyard bench` (about 30 minutes), appended to bench/results/.
+bench: $(STAMP)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } \
+		|| { echo "hookyard bench needs wrk: sudo apt-get install wrk" >&2; exit 1; }
+	$(BIN)/hookyard bench all $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

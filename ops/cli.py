@@ -532,6 +532,15 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
                     handle.write(text + "\n")
 
 
+@cli.command("bench-report")
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def bench_report(results: Path) -> None:
+    """Print a results file of `hookyard bench` as Markdown, each target judged met or not."""
+    from ops.bench.report import load, markdown  # noqa: PLC0415
+
+    click.echo(markdown(load(results)))
+
+
 def main() -> None:
     """Entry point: one line and a non-zero exit for every error, never a traceback."""
     try:

@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from hookyard.config import Settings
+from ops.bench.fleet import purge
 from tests.support.services import (
     RabbitAdmin,
     rabbit_admin_available,
@@ -188,24 +189,10 @@ def queue_depth(amqp_url: str, queue: str) -> int:
             connection.close()
 
 
-def purge_queues(amqp_url: str) -> None:
-    from contracts.topology import EVENTS, RETRIES_EXHAUSTED, queue_declarations  # noqa: PLC0415
-
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        for route in (EVENTS, RETRIES_EXHAUSTED):
-            for name, arguments in queue_declarations(route.queue):
-                channel.queue_declare(name, durable=True, arguments=arguments)
-                channel.queue_purge(name)
-    finally:
-        connection.close()
-
-
 @pytest.fixture
 def empty_queues(amqp_url: str) -> str:
     """The run's vhost with every Hookyard queue declared and empty."""
-    purge_queues(amqp_url)
+    purge(amqp_url)
     return amqp_url
 
 

@@ -257,15 +257,20 @@ def _freshness(database_url: str) -> dict[str, float]:
             "max": round(row[1].total_seconds() * 1000, 2)}  # fmt: skip
 
 
+def _web_and_worker(fleet: Fleet, options: Options) -> dict[str, psutil.Process]:
+    processes = {
+        "web": fleet.start_web(),
+        "worker": fleet.start_worker(options.worker_threads, options.worker_processes),
+    }
+    time.sleep(2)  # the worker's consumers attach
+    return processes
+
+
 def latency(size: str, options: Options, progress: Progress) -> dict[str, Any]:
     """A steady rate: 202 latency percentiles, and received → committed freshness of the same events."""
     fleet = _fleet(options)
     try:
-        processes = {
-            "web": fleet.start_web(),
-            "worker": fleet.start_worker(options.worker_threads, options.worker_processes),
-        }
-        time.sleep(2)
+        processes = _web_and_worker(fleet, options)
         progress(f"latency/{size}: {options.rate:g} requests/s for {options.duration:g} s")
         with Sampler({**processes, **services()}) as sampler:
             load = run_paced(fleet.url, size, rate=options.rate, duration=options.duration)
@@ -287,11 +292,7 @@ def soak(size: str, options: Options, progress: Progress) -> dict[str, Any]:
     """A long steady rate: does the web or worker RSS grow?"""
     fleet = _fleet(options)
     try:
-        processes = {
-            "web": fleet.start_web(),
-            "worker": fleet.start_worker(options.worker_threads, options.worker_processes),
-        }
-        time.sleep(2)
+        processes = _web_and_worker(fleet, options)
         progress(f"soak/{size}: {options.soak_rate:g} requests/s for {options.soak_duration:g} s")
         with Sampler(processes, interval=5) as sampler:
             load = run_paced(fleet.url, size, rate=options.soak_rate, duration=options.soak_duration)

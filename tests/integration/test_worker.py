@@ -12,7 +12,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from hookyard.config import Settings
-from tests.conftest import InProcessWorker, make_settings, purge_queues, queue_depth
+from ops.bench.fleet import purge
+from tests.conftest import InProcessWorker, make_settings, queue_depth
 from tests.integration.helpers import (
     UNSTORABLE_PAYLOAD,
     dead_letters_for,
@@ -141,7 +142,7 @@ def test_unexpected_failure_becomes_a_dead_letter_once_its_retries_run_out(
         assert detail.startswith("Failed 6 times; last error:")
         assert 'UndefinedTable: relation "event_keys" does not exist' in detail
         assert attempts == 6  # the first try and five retries
-    purge_queues(empty_queues)
+    purge(empty_queues)
 
 
 def test_a_burst_of_redeliveries_in_overlapping_batches_stores_each_event_once(

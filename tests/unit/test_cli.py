@@ -205,3 +205,15 @@ def test_migrate_against_an_unreachable_postgresql_exits_1_with_one_line_naming_
 def test_dlq_list_with_a_malformed_age_exits_1_with_one_line_quoting_it():
     line = assert_one_line_error(hookyard("dlq", "list", "--older-than", "5x"), 1)
     assert "'5x'" in line
+
+
+def test_preflight_names_the_unreachable_service_and_how_to_start_it():
+    result = hookyard(
+        "preflight",
+        DATABASE_URL="postgresql://postgres@127.0.0.1:1/hookyard",
+        AMQP_URL="amqp://guest:guest@127.0.0.1:1/%2F",
+    )
+    message = assert_one_line_error(result, 1)
+    assert "PostgreSQL is unreachable at 127.0.0.1:1" in message
+    assert "RabbitMQ is unreachable at 127.0.0.1:1" in message
+    assert "docker compose up -d" in message
