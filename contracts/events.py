@@ -7,7 +7,6 @@ merits, so one unstorable event never costs its neighbours their place.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -63,7 +62,3 @@ class EventBatch(BaseModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     events: list[EventEnvelope] = Field(min_length=1)
-
-    @property
-    def oldest_received_at(self) -> datetime:
-        return min(event.received_at for event in self.events)

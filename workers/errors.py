@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 import psycopg_pool
 
+from hookyard import metrics
 from hookyard.errors import TransientError
 
 
@@ -18,7 +19,7 @@ def is_unstorable(exc: BaseException) -> bool:
 
 
 def translate(exc: BaseException) -> BaseException:
-    """Wrap a failure worth retrying in :class:`TransientError`; return anything else unchanged.
+    """Wrap a failure worth retrying in :class:`TransientError` and count it; return others unchanged.
 
     Transient: the server or the connection went away (class 08, 57), it ran out of resources
     (class 53), a deadlock or serialization failure (class 40), or no pooled connection could
@@ -26,6 +27,7 @@ def translate(exc: BaseException) -> BaseException:
     """
     if isinstance(exc, psycopg_pool.PoolTimeout | psycopg.OperationalError | psycopg.InterfaceError):
         kind = type(exc).__name__
+        metrics.TRANSIENT_FAILURES.labels(kind).inc()
         error = TransientError(
             f"PostgreSQL: {kind}: {str(exc).strip().splitlines()[0] if str(exc) else kind}"
         )

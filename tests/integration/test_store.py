@@ -10,12 +10,24 @@ from urllib.parse import urlsplit
 import dramatiq
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 from psycopg_pool import ConnectionPool
 
 from hookyard.errors import TransientError
 from tests.integration.helpers import UNSTORABLE_PAYLOAD, dead_letters_for, github_event, stored_count
 from tests.support.proxy import TcpProxy
 from workers.store import EventStore
+
+
+def transient_failures() -> float:
+    """hookyard_transient_failures_total summed over every kind."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "hookyard_transient_failures"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    )
 
 
 @pytest.fixture
@@ -127,8 +139,10 @@ def test_database_outage_is_a_transient_failure_and_storing_resumes(
             store.store([before])
             proxy.cut()
             during = github_event()
+            counted_before = transient_failures()
             with pytest.raises(TransientError):
                 store.store([during])
+            assert transient_failures() == counted_before + 1  # what the alert on sustained failures reads
             assert stored_count(db, [during.delivery_id]) == 0
             proxy.restore()
             pool.check()  # drop the connections the outage broke
