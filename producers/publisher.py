@@ -1,11 +1,11 @@
 """Publish event batches to RabbitMQ and wait for the broker's confirm.
 
-Requests that arrive while earlier publishes are in flight are coalesced into one broker
-message (up to ``max_batch`` events), and every publish is pipelined: the producer never waits
-for one confirm before sending the next message. Each request's future resolves only when the
-broker has confirmed the message that carries its events, so a 202 is never sent before the
-confirm. If the broker is unreachable, or the confirm does not come in time, the request fails
-with :class:`PublishFailed` and the HTTP layer answers 503.
+At most ``max_in_flight`` messages await their confirm at once; requests that arrive meanwhile
+are coalesced into the next message (up to ``max_batch`` events), so batches grow with load and
+cost nothing when the producer is idle. Each request's future resolves only when the broker has
+confirmed the message that carries its events, so a 202 is never sent before the confirm.
+If the broker is unreachable, or the confirm does not come in time, the request fails with
+:class:`PublishFailed` and the HTTP layer answers 503.
 """
 
 from __future__ import annotations
