@@ -3,8 +3,9 @@
 The contract of :meth:`EventStore.store`: when it returns, every event of the batch is either
 committed in ``events`` (now or by an earlier delivery) or recorded in ``dead_letters`` with
 its reason, in one transaction. When it raises :class:`TransientError`, nothing was committed
-and the whole batch may be retried; redelivery can never store an event twice, because the
-``event_keys`` ledger is claimed in the same statement that writes the event.
+and the whole batch may be retried; redelivery can never store an event twice, because each
+key is claimed in the ``event_keys`` ledger in the same transaction that writes its row, and
+only the keys that claim returns as new are written.
 """
 
 from __future__ import annotations
