@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contracts.events import SCHEMA_VERSION, EventBatch, EventEnvelope, EventFields, Source
+from contracts.events import SCHEMA_VERSION, EventBatch, EventEnvelope, EventFields, Source, encode_batch
 from contracts.ingest import DeploymentIn, DeploymentStatus
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "EventEnvelope",
     "EventFields",
     "Source",
+    "encode_batch",
 ]

@@ -7,10 +7,16 @@ merits, so one unstorable event never costs its neighbours their place.
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Literal
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from contracts.topology import EVENTS
 
 #: Bumped whenever a change to these models could not be read by the previous worker.
 SCHEMA_VERSION: Literal[1] = 1
@@ -62,3 +68,27 @@ class EventBatch(BaseModel):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     events: list[EventEnvelope] = Field(min_length=1)
+
+
+def encode_batch(events: Sequence[EventEnvelope], message_id: str | None = None) -> bytes:
+    """The Dramatiq message for ``store_events`` carrying ``events``, as Dramatiq would encode it.
+
+    Producers publish it, the worker writes it into a dead letter so one event can be replayed
+    alone, and tools pre-fill queues with it. Without ``message_id`` a fresh one is made.
+    """
+    return orjson.dumps(
+        {
+            "queue_name": EVENTS.queue,
+            "actor_name": EVENTS.actor,
+            "args": [
+                {
+                    "schema_version": SCHEMA_VERSION,
+                    "events": [event.model_dump(mode="json", exclude_defaults=True) for event in events],
+                }
+            ],
+            "kwargs": {},
+            "options": {},
+            "message_id": message_id or str(uuid.uuid4()),
+            "message_timestamp": int(time.time() * 1000),
+        }
+    )

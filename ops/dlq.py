@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import pika
 import psycopg
 from psycopg.rows import dict_row
 
-from contracts.topology import queue_declarations
-from hookyard.errors import HookyardError, PublishFailed, ServiceUnavailable
+from hookyard.errors import HookyardError, ServiceUnavailable
+from ops.broker import ConfirmingPublisher
 from schema import queries
 
 _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>[smhdw])$")
@@ -75,35 +74,6 @@ def show(database_url: str, letter_id: int) -> dict[str, Any] | None:
         return conn.execute(queries()["dlq_show"], {"id": letter_id}).fetchone()
 
 
-class _ConfirmingPublisher:
-    """A blocking pika channel with publisher confirms, for the CLI."""
-
-    def __init__(self, amqp_url: str) -> None:
-        try:
-            self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-        except pika.exceptions.AMQPError as exc:
-            raise ServiceUnavailable("RabbitMQ", repr(exc)) from exc
-        self.channel = self.connection.channel()
-        self.channel.confirm_delivery()
-        self.declared: set[str] = set()
-
-    def publish(self, queue: str, body: bytes) -> None:
-        try:
-            if queue not in self.declared:
-                for name, arguments in queue_declarations(queue):
-                    self.channel.queue_declare(name, durable=True, arguments=arguments)
-                self.declared.add(queue)
-            self.channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
-        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
-            raise PublishFailed(f"RabbitMQ refused the replay to {queue!r}: {exc!r}") from exc
-        except pika.exceptions.AMQPError as exc:
-            raise PublishFailed(f"RabbitMQ connection failed during replay: {exc!r}") from exc
-
-    def close(self) -> None:
-        if self.connection.is_open:
-            self.connection.close()
-
-
 def replay(
     database_url: str, amqp_url: str, ids: list[int], progress: Callable[[int, int], None] | None = None
 ) -> int:
@@ -114,21 +84,17 @@ def replay(
     a crash between the confirms and the commit leaves it unmarked, and replaying it again is
     harmless because the store never writes an event twice.
     """
-    publisher = _ConfirmingPublisher(amqp_url)
     done = 0
-    try:
-        with _connect(database_url) as conn:
-            for start in range(0, len(ids), REPLAY_CHUNK):
-                chunk = ids[start : start + REPLAY_CHUNK]
-                with conn.transaction():
-                    claimed = conn.execute(queries()["dlq_claim"], {"ids": chunk}).fetchall()
-                    for row in claimed:
-                        publisher.publish(row["queue"], bytes(row["body"]))
-                done += len(claimed)
-                if progress:
-                    progress(done, len(ids))
-    finally:
-        publisher.close()
+    with ConfirmingPublisher(amqp_url) as publisher, _connect(database_url) as conn:
+        for start in range(0, len(ids), REPLAY_CHUNK):
+            chunk = ids[start : start + REPLAY_CHUNK]
+            with conn.transaction():
+                claimed = conn.execute(queries()["dlq_claim"], {"ids": chunk}).fetchall()
+                for row in claimed:
+                    publisher.publish(row["queue"], bytes(row["body"]))
+            done += len(claimed)
+            if progress:
+                progress(done, len(ids))
     return done
 
 

@@ -127,6 +127,7 @@ class IngestApp:
         # Resolved once: a labels() lookup per request shows up in profiles.
         self._duration = {path: metrics.HTTP_DURATION.labels(path) for path in self.methods}
         self._duration_other = metrics.HTTP_DURATION.labels("other")
+        self._requests: dict[tuple[str, int], Any] = {}  # (endpoint, status) -> counter child
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -162,7 +163,12 @@ class IngestApp:
         )
         await send({"type": "http.response.body", "body": response.body})
         endpoint = path if path in self.methods else "other"
-        metrics.HTTP_REQUESTS.labels(endpoint, str(response.status)).inc()
+        counter = self._requests.get((endpoint, response.status))
+        if counter is None:
+            counter = self._requests[(endpoint, response.status)] = metrics.HTTP_REQUESTS.labels(
+                endpoint, str(response.status)
+            )
+        counter.inc()
         self._duration.get(path, self._duration_other).observe(time.perf_counter() - started)
 
     def _ingest(self, source: str, verify: Verify) -> Handler:

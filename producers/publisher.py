@@ -17,12 +17,11 @@ import uuid
 from dataclasses import dataclass, field
 
 import aiormq
-import orjson
 import structlog
 from aiormq.abc import AbstractChannel, AbstractConnection
 from pamqp import commands as spec
 
-from contracts import SCHEMA_VERSION, EventEnvelope
+from contracts import EventEnvelope, encode_batch
 from contracts.topology import EVENTS, queue_declarations
 from hookyard import metrics
 from hookyard.errors import PublishFailed
@@ -40,26 +39,6 @@ class _Pending:
 class _Batch:
     pending: list[_Pending] = field(default_factory=list)
     size: int = 0
-
-
-def encode_batch(events: list[EventEnvelope], message_id: str) -> bytes:
-    """A Dramatiq message for ``store_events`` carrying ``events`` (what Message.encode would give)."""
-    return orjson.dumps(
-        {
-            "queue_name": EVENTS.queue,
-            "actor_name": EVENTS.actor,
-            "args": [
-                {
-                    "schema_version": SCHEMA_VERSION,
-                    "events": [event.model_dump(mode="json", exclude_defaults=True) for event in events],
-                }
-            ],
-            "kwargs": {},
-            "options": {},
-            "message_id": message_id,
-            "message_timestamp": int(time.time() * 1000),
-        }
-    )
 
 
 class Publisher:

@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from hookyard.config import Settings
-from ops.bench.fleet import purge
+from ops.broker import purge
 from tests.support.services import (
     RabbitAdmin,
     rabbit_admin_available,

@@ -11,14 +11,12 @@ only the keys that claim returns as new are written.
 from __future__ import annotations
 
 import time
-import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import psycopg
 import structlog
 from psycopg import pq
@@ -26,7 +24,7 @@ from psycopg.adapt import Dumper
 from psycopg.postgres import types as postgres_types
 from psycopg_pool import ConnectionPool
 
-from contracts import SCHEMA_VERSION, EventEnvelope
+from contracts import EventEnvelope, encode_batch
 from contracts.topology import EVENTS
 from hookyard import metrics
 from schema import queries
@@ -106,21 +104,6 @@ class StoreResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
-def single_event_message(event: EventEnvelope) -> bytes:
-    """A fresh ``store_events`` message carrying only ``event``: how a dead-lettered event replays."""
-    return orjson.dumps(
-        {
-            "queue_name": EVENTS.queue,
-            "actor_name": EVENTS.actor,
-            "args": [{"schema_version": SCHEMA_VERSION, "events": [event.model_dump(mode="json")]}],
-            "kwargs": {},
-            "options": {},
-            "message_id": str(uuid.uuid4()),
-            "message_timestamp": int(time.time() * 1000),
-        }
-    )
-
-
 def claim_params(events: Sequence[EventEnvelope]) -> dict[str, list[Any]]:
     """The ``claim_event_keys`` arrays of a batch."""
     return {
@@ -190,12 +173,15 @@ class EventStore:
         fresh = {(str(source), str(delivery_id)) for source, delivery_id in claimed}
         if not fresh:
             return []
+        stored = []
         cursor = conn.cursor()
         cursor.adapters.register_dumper(RawJsonb, RawJsonbBinaryDumper)
         with cursor.copy(queries()["copy_events"]) as copy:
             copy.set_types(_COPY_TYPES)
             for event in batch:
-                if (event.source.value, event.delivery_id) in fresh:
+                key = (event.source.value, event.delivery_id)
+                if key in fresh:
+                    stored.append(key)
                     fields = event.fields
                     copy.write_row(
                         (
@@ -204,7 +190,7 @@ class EventStore:
                             RawJsonb(event.payload),
                         )
                     )  # fmt: skip
-        return [key for key in ((event.source.value, event.delivery_id) for event in batch) if key in fresh]
+        return stored
 
     def _insert_one(
         self, conn: psycopg.Connection[tuple[Any, ...]], event: EventEnvelope
@@ -244,7 +230,7 @@ class EventStore:
                         reason="unstorable_event",
                         detail=f"PostgreSQL refused the event: {exc.diag.message_primary or exc}",
                         attempts=1,
-                        body=single_event_message(event),
+                        body=encode_batch([event]),  # replays this event alone
                         message_id=message_id,
                         source=event.source.value,
                         delivery_id=event.delivery_id,

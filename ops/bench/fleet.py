@@ -21,9 +21,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from contracts.topology import EVENTS, RETRIES_EXHAUSTED, queue_declarations
 from hookyard.errors import HookyardError
 from ops.bench.requests import GITHUB_SECRET, SLACK_SECRET
+from ops.broker import purge
 from schema.migrate import migrate
 
 HOOKYARD = str(Path(sys.executable).parent / "hookyard")
@@ -67,18 +67,6 @@ def bench_vhost(amqp_url: str, vhost: str = "hookyard_bench") -> str:
         )
     purge(url)
     return url
-
-
-def purge(amqp_url: str) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        for route in (EVENTS, RETRIES_EXHAUSTED):
-            for name, arguments in queue_declarations(route.queue):
-                channel.queue_declare(name, durable=True, arguments=arguments)
-                channel.queue_purge(name)
-    finally:
-        connection.close()
 
 
 @dataclass

@@ -12,17 +12,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pika
 import psutil
 import psycopg
 
-from contracts import EventEnvelope, EventFields, Source
-from contracts.topology import EVENTS, queue_declarations
+from contracts import EventEnvelope, EventFields, Source, encode_batch
+from contracts.topology import EVENTS
 from ops import samples
 from ops.bench.fleet import Fleet, Sampler, bench_database, bench_vhost
 from ops.bench.load import prepare_wrk, run_paced, run_wrk
 from ops.bench.requests import body_bytes
-from producers.publisher import encode_batch
+from ops.broker import ConfirmingPublisher
 
 Progress = Callable[[str], None]
 
@@ -211,15 +210,9 @@ def drain(size: str, options: Options, progress: Progress) -> dict[str, Any]:
     events = _events(size, options.drain_events)
     try:
         progress(f"drain/{size}: publishing {len(events)} events in messages of {options.drain_batch}")
-        connection = pika.BlockingConnection(pika.URLParameters(fleet.env["AMQP_URL"]))
-        channel = connection.channel()
-        channel.confirm_delivery()
-        for name, arguments in queue_declarations(EVENTS.queue):
-            channel.queue_declare(name, durable=True, arguments=arguments)
-        for start in range(0, len(events), options.drain_batch):
-            body = encode_batch(events[start : start + options.drain_batch], str(uuid.uuid4()))
-            channel.basic_publish("", EVENTS.queue, body, pika.BasicProperties(delivery_mode=2))
-        connection.close()
+        with ConfirmingPublisher(fleet.env["AMQP_URL"]) as broker:
+            for start in range(0, len(events), options.drain_batch):
+                broker.publish(EVENTS.queue, encode_batch(events[start : start + options.drain_batch]))
         progress(f"drain/{size}: starting the worker")
         worker = fleet.start_worker(options.worker_threads, options.worker_processes)
         with Sampler({"worker": worker, **services()}) as sampler:

@@ -6,12 +6,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import pika
 import psycopg
 
-from contracts import EventEnvelope, EventFields, Source
-from contracts.topology import EVENTS, queue_declarations
-from producers.publisher import encode_batch
+from contracts import EventEnvelope, EventFields, Source, encode_batch
+from contracts.topology import EVENTS
+from ops.broker import ConfirmingPublisher
 
 
 def github_event(
@@ -34,15 +33,8 @@ UNSTORABLE_PAYLOAD = '{"body": "nul \\u0000 inside"}'
 
 def publish(amqp_url: str, body: bytes, queue: str = EVENTS.queue) -> None:
     """Publish one raw message with a broker confirm, the way the producers do."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        for name, arguments in queue_declarations(queue):
-            channel.queue_declare(name, durable=True, arguments=arguments)
-        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2), mandatory=True)
-    finally:
-        connection.close()
+    with ConfirmingPublisher(amqp_url) as broker:
+        broker.publish(queue, body)
 
 
 def publish_events(amqp_url: str, events: list[EventEnvelope]) -> str:

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from hookyard.config import Settings
-from ops.bench.fleet import purge
+from ops.broker import purge
 from tests.conftest import InProcessWorker, make_settings, queue_depth
 from tests.integration.helpers import (
     UNSTORABLE_PAYLOAD,

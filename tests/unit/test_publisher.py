@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 import dramatiq
 import orjson
 
-from contracts import SCHEMA_VERSION, EventBatch, EventEnvelope, EventFields, Source
-from producers.publisher import encode_batch
+from contracts import SCHEMA_VERSION, EventBatch, EventEnvelope, EventFields, Source, encode_batch
 
 RECEIVED = datetime(2026, 11, 24, 4, 0, 0, 123456, tzinfo=UTC)
 
