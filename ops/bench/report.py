@@ -86,7 +86,7 @@ def judge(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     if peaks:
         rows.append(
             (
-                "web and worker RSS < 200 MB (every scenario)",
+                "web and worker RSS < 200 MB per process (every scenario)",
                 ", ".join(f"{name} peak {mb:.0f} MB" for name, mb in peaks.items()),
                 _mark(all(mb < RSS_LIMIT_MB for mb in peaks.values())),
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import platform
 import time
 import uuid
@@ -35,8 +36,8 @@ class Options:
     duration: float = 60.0
     connections: int = 256
     wrk_threads: int = 2
-    worker_threads: int = 16
-    worker_processes: int = 1
+    worker_threads: int = 8
+    worker_processes: int = os.cpu_count() or 1
     max_rate: int = 9000
     rate: float = 2000.0
     soak_duration: float = 600.0
@@ -214,19 +215,24 @@ def drain(size: str, options: Options, progress: Progress) -> dict[str, Any]:
             for start in range(0, len(events), options.drain_batch):
                 broker.publish(EVENTS.queue, encode_batch(events[start : start + options.drain_batch]))
         progress(f"drain/{size}: starting the worker")
+        worker_started = datetime.now(UTC)
         worker = fleet.start_worker(options.worker_threads, options.worker_processes)
         with Sampler({"worker": worker, **services()}) as sampler:
-            stored, elapsed = fleet.wait_stored(
+            stored = fleet.wait_drained(
                 len(events),
                 timeout=1800,
                 progress=lambda n, total: progress(f"drain/{size}: {n}/{total} stored"),
             )
         fleet.stop("worker")
-        worker_rate = stored / elapsed
+        spanned, span, since_start = fleet.write_span(worker_started)
+        worker_rate = spanned / span if span > 0 else 0.0
         progress(f"drain/{size}: measuring a bare COPY of the same rows")
         copy_rate = _copy_ceiling(fleet.database_url, events)
         return {
+            # First to last write on the database's clock; the rate from the worker's launch
+            # includes its start-up (imports, connections, consumers attaching).
             "events_per_s": round(worker_rate, 1),
+            "events_per_s_from_launch": round(spanned / since_start, 1) if since_start > 0 else 0.0,
             "stored": stored,
             "copy_ceiling_per_s": round(copy_rate, 1),
             "fraction_of_copy": round(worker_rate / copy_rate, 3),

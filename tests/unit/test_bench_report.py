@@ -37,14 +37,14 @@ def test_each_target_is_met_or_not_by_its_own_measurement() -> None:
     assert got["e2e large ≥ 3× naive"] == "**not met**"  # 2.5×
     assert got["drain small ≥ 75% of bare COPY"] == "**not met**"
     assert got["202 p99 < 25 ms at 2,000 requests/s (small)"] == "met"
-    assert got["web and worker RSS < 200 MB (every scenario)"] == "met"
+    assert got["web and worker RSS < 200 MB per process (every scenario)"] == "met"
 
 
 def test_rss_over_the_limit_in_any_scenario_fails_the_memory_target() -> None:
     heavy = result("e2e", "large", 3000)
     heavy["peak_rss_mb"] = {"web": 80.0, "worker": 240.0}
     assert verdicts([result("e2e", "small", 5000), heavy])[
-        "web and worker RSS < 200 MB (every scenario)"
+        "web and worker RSS < 200 MB per process (every scenario)"
     ] == ("**not met**")
 
 
