@@ -46,6 +46,10 @@ DEAD_LETTERS = Counter("hookyard_dead_letters_total", "Dead letters recorded", [
 TRANSIENT_FAILURES = Counter("hookyard_transient_failures_total", "Transient store failures", ["kind"])
 # Time to store one broker message's events, commit included.
 STORE_DURATION = Histogram("hookyard_store_seconds", "Store transaction latency", buckets=_LATENCY_BUCKETS)
+# Broker messages committed by one store transaction (the worker's group commit).
+STORE_MESSAGES = Histogram(
+    "hookyard_store_messages", "Messages per store transaction", buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32)
+)
 # Time from the producer receiving an event to the worker committing it.
 FRESHNESS = Histogram(
     "hookyard_event_freshness_seconds",
