@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # Months of events kept; older partitions are dropped by the scheduler. 0 keeps everything.
     hookyard_retention_months: int = Field(default=0, ge=0)
     hookyard_scheduler_interval: float = Field(default=60.0, gt=0)
+    # Group commit: the most events one store transaction takes from the messages waiting, and how
+    # many such transactions a worker process keeps open at once (see workers/group.py).
+    hookyard_store_group_events: int = Field(default=1000, ge=1, le=100_000)
+    hookyard_store_flushers: int = Field(default=2, ge=1, le=64)
     # Worker process i serves /metrics on this port + i; 0 turns the servers off.
     hookyard_worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
     hookyard_scheduler_metrics_port: int = Field(default=9292, ge=0, le=65535)

@@ -248,6 +248,7 @@ class InProcessWorker:
         from psycopg_pool import ConnectionPool  # noqa: PLC0415
 
         from workers.actors import build_broker, register_actors  # noqa: PLC0415
+        from workers.group import GroupCommit  # noqa: PLC0415
         from workers.registry import QUEUES  # noqa: PLC0415
         from workers.store import EventStore  # noqa: PLC0415
 
@@ -261,7 +262,7 @@ class InProcessWorker:
         )
         self.pool.open(wait=False)
         self.broker = build_broker(settings.amqp_url)
-        self.actors = register_actors(self.broker, EventStore(self.pool))
+        self.actors = register_actors(self.broker, GroupCommit(EventStore(self.pool)))
         self.worker = dramatiq.Worker(self.broker, queues=set(QUEUES), worker_threads=threads)
 
     def __enter__(self) -> InProcessWorker:

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from contracts import SCHEMA_VERSION, EventBatch
 from hookyard.errors import PoisonMessage, TransientError
 from workers.registry import CONSUMERS, Consumer
-from workers.store import DeadLetter, EventStore
+from workers.store import DeadLetter, Store
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +122,7 @@ def parse_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> EventBatch:
         ) from None
 
 
-def register_actors(broker: RabbitmqBroker, store: EventStore) -> dict[str, dramatiq.Actor[Any, Any]]:
+def register_actors(broker: RabbitmqBroker, store: Store) -> dict[str, dramatiq.Actor[Any, Any]]:
     """Declare every consumer of the registry on ``broker``, bound to ``store``."""
     events = CONSUMERS["events"]
     dead = CONSUMERS["dead_letters"]

@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 from hookyard.config import Settings
 from hookyard.logging import configure_logging
 from workers.actors import build_broker, register_actors
+from workers.group import GroupCommit
 from workers.registry import QUEUES
 from workers.store import EventStore
 
@@ -46,7 +47,12 @@ def run_worker_process(settings: Settings, *, threads: int, index: int, parent_p
     )
     pool.open(wait=False)  # a database that is down is a transient failure, not a crash
     broker = build_broker(settings.amqp_url)
-    register_actors(broker, EventStore(pool))
+    store = GroupCommit(
+        EventStore(pool),
+        max_events=settings.hookyard_store_group_events,
+        flushers=settings.hookyard_store_flushers,
+    )
+    register_actors(broker, store)
     if settings.hookyard_worker_metrics_port:
         port = settings.hookyard_worker_metrics_port + index
         try:

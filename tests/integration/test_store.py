@@ -13,9 +13,11 @@ import pytest
 from prometheus_client import REGISTRY
 from psycopg_pool import ConnectionPool
 
+from contracts import EventEnvelope
 from hookyard.errors import TransientError
 from tests.integration.helpers import UNSTORABLE_PAYLOAD, dead_letters_for, github_event, stored_count
 from tests.support.proxy import TcpProxy
+from workers.group import GroupCommit
 from workers.store import EventStore
 
 
@@ -150,3 +152,100 @@ def test_database_outage_is_a_transient_failure_and_storing_resumes(
             assert stored_count(db, [before.delivery_id, during.delivery_id]) == 2
     finally:
         proxy.close()
+
+
+def test_a_group_with_a_poison_event_stores_every_other_message_and_dead_letters_only_that_event(
+    store: EventStore, db: psycopg.Connection[Any]
+) -> None:
+    first, third = [github_event() for _ in range(3)], [github_event() for _ in range(2)]
+    poison = github_event(payload=UNSTORABLE_PAYLOAD)
+    neighbour = github_event()
+    results = store.store_many([(first, "msg-a"), ([neighbour, poison], "msg-b"), (third, "msg-c")])
+    assert [len(result.stored) for result in results] == [3, 1, 2]
+    assert [len(result.dead_letters) for result in results] == [0, 1, 0]
+    assert stored_count(db, [event.delivery_id for event in [*first, neighbour, *third]]) == 6
+    assert stored_count(db, [poison.delivery_id]) == 0
+    every = [event.delivery_id for event in [*first, neighbour, poison, *third]]
+    letters = db.execute(
+        "SELECT delivery_id, message_id, reason FROM dead_letters WHERE delivery_id = ANY(%s)", (every,)
+    ).fetchall()
+    assert letters == [(poison.delivery_id, "msg-b", "unstorable_event")]
+
+
+def test_a_key_carried_by_two_messages_of_one_group_is_stored_once_for_the_first(
+    store: EventStore, db: psycopg.Connection[Any]
+) -> None:
+    shared, own = github_event(), github_event()
+    results = store.store_many([([shared], "original"), ([shared.model_copy(), own], "redelivery")])
+    assert results[0].stored == [("github", shared.delivery_id)]
+    assert results[0].duplicates == 0
+    assert results[1].stored == [("github", own.delivery_id)]
+    assert results[1].duplicates == 1
+    assert stored_count(db, [shared.delivery_id, own.delivery_id]) == 2
+
+
+def test_group_commit_under_a_burst_of_redeliveries_stores_each_event_once(
+    store: EventStore, db: psycopg.Connection[Any]
+) -> None:
+    """Twelve threads, each redelivering overlapping slices of 60 events, through one GroupCommit."""
+    events = [github_event() for _ in range(60)]
+    group = GroupCommit(store, max_events=50, flushers=2)
+    barrier = threading.Barrier(12)
+    stored: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+
+    def deliver(index: int) -> None:
+        try:
+            barrier.wait()
+            for offset in range(0, 60, 10):
+                chunk = events[(offset + index * 5) % 60 :][:10] or events[:10]
+                stored.extend(group.store(chunk, message_id=f"m-{index}-{offset}").stored)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(index,)) for index in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert stored_count(db, [event.delivery_id for event in events]) == 60
+    assert sorted(stored) == sorted(("github", event.delivery_id) for event in events)  # each once
+
+
+def test_group_commit_turns_an_outage_into_a_transient_failure_for_every_waiting_message(
+    database_url: str, db: psycopg.Connection[Any]
+) -> None:
+    parts = urlsplit(database_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxied = parts._replace(netloc=f"{parts.username}@{proxy.address}").geturl()
+    try:
+        with ConnectionPool(
+            proxied, min_size=1, max_size=2, timeout=2, kwargs={"connect_timeout": 2}
+        ) as pool:
+            group = GroupCommit(EventStore(pool), flushers=1)
+            group.store([github_event()])
+            proxy.cut()
+            failures: list[BaseException] = []
+            lost = [github_event() for _ in range(4)]
+
+            def deliver(event: EventEnvelope) -> None:
+                try:
+                    group.store([event])
+                except BaseException as exc:  # noqa: BLE001 - asserted below
+                    failures.append(exc)
+
+            threads = [threading.Thread(target=deliver, args=(event,)) for event in lost]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert len(failures) == 4
+            assert all(isinstance(failure, TransientError) for failure in failures)
+            assert len({id(failure) for failure in failures}) == 4  # each thread raises its own
+            proxy.restore()
+            for event in lost:  # the retries
+                assert len(group.store([event]).stored) == 1
+    finally:
+        proxy.close()
+    assert stored_count(db, [event.delivery_id for event in lost]) == 4
