@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import sys
 import time
@@ -114,11 +115,11 @@ def serve(host: str, port: int, database_url: str | None, amqp_url: str | None) 
     "--processes",
     "-p",
     type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
+    default=os.cpu_count() or 1,
+    show_default="one per CPU",
     envvar="HOOKYARD_WORKER_PROCESSES",
     show_envvar=True,
-    help="Worker processes",
+    help="Worker processes (each has one RabbitMQ consumer and its own GIL)",
 )
 @click.option(
     "--threads",
@@ -448,8 +449,10 @@ _STEADY = ("latency", "soak")  # the targets name a size for these: small unless
 )
 @click.option("--duration", type=click.FloatRange(1), default=60.0, show_default=True, help="Seconds of load")
 @click.option("--connections", type=click.IntRange(1), default=256, show_default=True, help="wrk connections")
-@click.option("--worker-threads", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--worker-processes", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--worker-threads", type=click.IntRange(1), default=8, show_default=True)
+@click.option(
+    "--worker-processes", type=click.IntRange(1), default=os.cpu_count() or 1, show_default="one per CPU"
+)
 @click.option(
     "--rate",
     type=click.FloatRange(1),
