@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -158,8 +159,9 @@ def register_actors(broker: RabbitmqBroker, store: Store) -> dict[str, dramatiq.
             duplicates=result.duplicates,
             dead_lettered=len(result.dead_letters),
         )
-        for source, delivery_id in result.stored:
-            log.debug("event_stored", source=source, delivery_id=delivery_id)
+        if log.is_enabled_for(logging.DEBUG):  # a hundred no-op calls per message add up
+            for source, delivery_id in result.stored:
+                log.debug("event_stored", source=source, delivery_id=delivery_id)
 
     def record_dead_letter(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
         options = message_data.get("options") or {}
