@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     # Group commit: the most events one store transaction takes from the messages waiting, and how
     # many such transactions a worker process keeps open at once (see workers/group.py).
     hookyard_store_group_events: int = Field(default=1000, ge=1, le=100_000)
-    hookyard_store_flushers: int = Field(default=2, ge=1, le=64)
+    hookyard_store_flushers: int = Field(default=1, ge=1, le=64)
     # Worker process i serves /metrics on this port + i; 0 turns the servers off.
     hookyard_worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
     hookyard_scheduler_metrics_port: int = Field(default=9292, ge=0, le=65535)

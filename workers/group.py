@@ -10,8 +10,13 @@ wakes their threads, which return, so Dramatiq acks each message after the commi
 
 Nothing waits on a timer. A lone message is stored at once; messages group only when they
 arrive while earlier transactions are open, so groups grow exactly when the database is the
-bottleneck (as in PostgreSQL's own commit grouping). Two flushers let Python prepare one
-transaction while PostgreSQL commits another.
+bottleneck (as in PostgreSQL's own commit grouping).
+
+One flusher per process is the default. With one worker process per CPU, the processes give
+Python and PostgreSQL their overlap, and fewer, larger transactions beat more, smaller ones:
+draining 1 KB events on two cores, two processes with one flusher each stored about 45,000 a
+second, with two flushers each about 42,000, and storing every message in its own transaction
+about 36,000 (``hookyard bench drain``, two or three runs each).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class _Waiting:
 class GroupCommit:
     """Stores each caller's events, in a transaction shared with the other callers waiting."""
 
-    def __init__(self, store: EventStore, *, max_events: int = 1000, flushers: int = 2) -> None:
+    def __init__(self, store: EventStore, *, max_events: int = 1000, flushers: int = 1) -> None:
         if max_events < 1 or flushers < 1:
             raise ValueError("max_events and flushers must be at least 1")
         self.store_ = store

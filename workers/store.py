@@ -10,6 +10,7 @@ only the keys that claim returns as new are written.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -45,6 +46,8 @@ _FIELD_COLUMNS = (
     "version",
     "status",
 )
+#: The per-source field values of an EventFields, in ``_FIELD_COLUMNS`` order.
+_field_values = operator.attrgetter(*_FIELD_COLUMNS)
 #: Column types of ``copy_events``, in its order.
 _COPY_TYPES = ["text", "text", "timestamptz", "text", "text", *(["text"] * len(_FIELD_COLUMNS)), "jsonb"]
 
@@ -255,15 +258,14 @@ class EventStore:
         with cursor.copy(queries()["copy_events"]) as copy:
             copy.set_types(_COPY_TYPES)
             for event in batch:
-                key = (event.source.value, event.delivery_id)
+                source = event.source.value
+                key = (source, event.delivery_id)
                 if key in fresh:
                     stored.append(key)
-                    fields = event.fields
                     copy.write_row(
                         (
-                            event.source.value, event.delivery_id, event.received_at, event.event_type,
-                            event.action, *(getattr(fields, name) for name in _FIELD_COLUMNS),
-                            RawJsonb(event.payload),
+                            source, event.delivery_id, event.received_at, event.event_type, event.action,
+                            *_field_values(event.fields), RawJsonb(event.payload),
                         )
                     )  # fmt: skip
         return stored
