@@ -214,6 +214,20 @@ class Fleet:
             ).fetchone()
         return int(row[0]) if row else 0
 
+    def committed_after(self, since: datetime) -> dict[str, float]:
+        """Percentiles of how long after ``since`` each row of ``events`` was committed, in ms."""
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute(
+                "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP"
+                " (ORDER BY extract(epoch FROM stored_at - %(since)s)),"
+                " extract(epoch FROM max(stored_at) - %(since)s) FROM events",
+                {"since": since},
+            ).fetchone()
+        if row is None or row[0] is None:
+            return {}
+        p50, p95, p99 = (round(value * 1000, 1) for value in row[0])
+        return {"p50": p50, "p95": p95, "p99": p99, "max": round(row[1] * 1000, 1)}
+
     def write_span(self, since: datetime) -> tuple[int, float, float]:
         """How fast ``events`` was written, on the database's clock (``stored_at`` is a transaction's start).
 

@@ -24,6 +24,14 @@ def _find(results: list[dict[str, Any]], scenario: str, size: str) -> dict[str, 
     return found[-1] if found else None
 
 
+def _runs(results: list[dict[str, Any]], scenario: str, size: str) -> list[tuple[str, dict[str, Any]]]:
+    """Every run of a scenario and size, each with its label when there are several."""
+    found = [r for r in results if r["scenario"] == scenario and r["size"] == size]
+    if len(found) == 1:
+        return [("", found[0])]
+    return [(f" (run {n} of {len(found)}, {r.get('started_at', '')})", r) for n, r in enumerate(found, 1)]
+
+
 def judge(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(target, measured, verdict) rows."""
     rows: list[tuple[str, str, str]] = []
@@ -48,19 +56,16 @@ def judge(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
                 )
             )
     for size in ("small", "medium", "large"):
-        drain = _find(results, "drain", size)
-        if drain:
+        for run, drain in _runs(results, "drain", size):
             rows.append(
                 (
-                    f"drain {size} ≥ 75% of bare COPY",
+                    f"drain {size} ≥ 75% of bare COPY{run}",
                     f"{drain['events_per_s']:,.0f} vs {drain['copy_ceiling_per_s']:,.0f} rows/s = "
                     f"{100 * drain['fraction_of_copy']:.0f}%",
                     _mark(drain["fraction_of_copy"] >= 0.75),
                 )
             )
-    runs = [r for r in results if r["scenario"] == "latency" and r["size"] == "small"]
-    for number, latency in enumerate(runs, 1):
-        run = f" (run {number} of {len(runs)}, {latency.get('started_at', '')})" if len(runs) > 1 else ""
+    for run, latency in _runs(results, "latency", "small"):
         p99 = latency["latency_ms"]["p99"]
         rows.append(
             (

@@ -233,6 +233,8 @@ def drain(size: str, options: Options, progress: Progress) -> dict[str, Any]:
             # includes its start-up (imports, connections, consumers attaching).
             "events_per_s": round(worker_rate, 1),
             "events_per_s_from_launch": round(spanned / since_start, 1) if since_start > 0 else 0.0,
+            # How long each event of the backlog waited for its commit after the worker launched.
+            "committed_after_launch_ms": fleet.committed_after(worker_started),
             "stored": stored,
             "copy_ceiling_per_s": round(copy_rate, 1),
             "fraction_of_copy": round(worker_rate / copy_rate, 3),

@@ -69,3 +69,15 @@ def test_percentiles_are_nearest_rank() -> None:
     samples = [float(n) for n in range(1, 101)]
     assert percentiles(samples) == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 100.0}
     assert percentiles([]) == {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+
+
+def test_every_drain_run_is_judged_on_its_own() -> None:
+    runs = [
+        result("drain", "small", 38000, copy_ceiling_per_s=52000, fraction_of_copy=38000 / 52000,
+               started_at="t1"),
+        result("drain", "small", 43000, copy_ceiling_per_s=53000, fraction_of_copy=43000 / 53000,
+               started_at="t2"),
+    ]  # fmt: skip
+    got = verdicts(runs)
+    assert got["drain small ≥ 75% of bare COPY (run 1 of 2, t1)"] == "**not met**"
+    assert got["drain small ≥ 75% of bare COPY (run 2 of 2, t2)"] == "met"
