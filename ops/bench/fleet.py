@@ -128,7 +128,8 @@ class Sampler:
         self._thread.join()
         elapsed = time.monotonic() - self._started
         self.cpu_percent = {
-            name: round(100 * (self._cpu(name) - start) / elapsed, 1)
+            # A child that exits mid-run takes its CPU seconds with it: never report less than 0.
+            name: round(max(0.0, 100 * (self._cpu(name) - start) / elapsed), 1)
             for name, start in self._cpu_start.items()
         }
 

@@ -6,6 +6,7 @@ import itertools
 import subprocess
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -14,9 +15,12 @@ import orjson
 import psycopg
 import pytest
 
+from contracts import EventEnvelope, Source, encode_batch
+from contracts.topology import EVENTS
 from ops import samples
+from ops.broker import ConfirmingPublisher
 from tests.acceptance.conftest import Fleet
-from tests.conftest import GITHUB_SECRETS, INGEST_TOKENS, LINEAR_SECRETS, SLACK_SECRETS
+from tests.conftest import GITHUB_SECRETS, INGEST_TOKENS, LINEAR_SECRETS, SLACK_SECRETS, free_port
 from tests.support.proxy import TcpProxy
 from tests.support.waiting import wait_until
 
@@ -162,6 +166,54 @@ def test_worker_killed_mid_stream_loses_and_duplicates_nothing(
     )
     assert set(counts.values()) == {1}
     assert stored(db, set(keys_of)).keys() == accepted
+
+
+def store_messages(metrics_url: str) -> tuple[float, float]:
+    """(transactions, messages) the worker's group commit has committed, from its /metrics."""
+    values = {"count": 0.0, "sum": 0.0}
+    for line in httpx.get(metrics_url, timeout=5).text.splitlines():
+        for kind in values:
+            if line.startswith(f"hookyard_store_messages_{kind} "):
+                values[kind] = float(line.split()[1])
+    return values["count"], values["sum"]
+
+
+def test_worker_killed_mid_group_commit_loses_and_duplicates_nothing(
+    fleet: Fleet, env: dict[str, str], db: psycopg.Connection[Any]
+) -> None:
+    """A backlog makes the worker commit several messages per transaction; SIGKILL it in the middle."""
+    tag = uuid.uuid4().hex[:6]
+    events = [
+        EventEnvelope(
+            source=Source.SLACK, delivery_id=f"group-{tag}-{index}", event_type="message",
+            received_at=datetime.now(UTC), payload='{"text": "hello"}',
+        )
+        for index in range(8000)
+    ]  # fmt: skip
+    messages = [events[start : start + 20] for start in range(0, len(events), 20)]
+    # Every tenth message also carries five events of the message before it: redeliveries that
+    # may meet their originals inside one group.
+    messages = [m + messages[i - 1][:5] if i % 10 == 0 and i else m for i, m in enumerate(messages)]
+    with ConfirmingPublisher(env["AMQP_URL"]) as broker:
+        for batch in messages:
+            broker.publish(EVENTS.queue, encode_batch(batch))
+
+    port = free_port()
+    first_worker = fleet.worker(HOOKYARD_WORKER_METRICS_PORT=str(port))
+    keys = {(event.source.value, event.delivery_id) for event in events}
+    wait_until(lambda: len(stored(db, keys)) >= 2000, timeout=60, what="the backlog to be draining")
+    transactions, grouped = store_messages(f"http://127.0.0.1:{port}/metrics")
+    first_worker.kill()
+    dead_at = len(stored(db, keys))
+    assert grouped > transactions, "transactions held one message each: no group commit was exercised"
+    assert dead_at < len(keys), "the worker was killed after the backlog was drained"
+
+    fleet.worker()
+    counts = wait_until(
+        lambda: (c := stored(db, keys)) and len(c) == len(keys) and c, timeout=90, what="every event stored"
+    )
+    assert set(counts.values()) == {1}
+    assert db.execute("SELECT count(*) FROM dead_letters").fetchone() == (0,)
 
 
 def test_broker_outage_answers_503_stores_nothing_refused_and_recovers(
