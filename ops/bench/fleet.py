@@ -221,7 +221,7 @@ class Fleet:
             row = conn.execute(
                 "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP"
                 " (ORDER BY extract(epoch FROM stored_at - %(since)s)),"
-                " extract(epoch FROM max(stored_at) - %(since)s) FROM events",
+                " extract(epoch FROM max(stored_at) - %(since)s)::float8 FROM events",
                 {"since": since},
             ).fetchone()
         if row is None or row[0] is None:
