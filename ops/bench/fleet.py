@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -251,34 +252,39 @@ class Fleet:
         """Like :meth:`wait_stored`, but without counting rows while they are written.
 
         ``count(*)`` over a growing ``events`` every quarter second took CPU from the drain it
-        was timing; statistics cost nothing, and a real count confirms the end.
+        was timing. Statistics cost nothing; a real count confirms the end, or looks when the
+        statistics stop moving (an idle backend may hold them back for seconds).
         """
-        started = time.monotonic()
-        last, last_change = -1, started
-        while True:
-            count = self.inserted_keys()
-            now = time.monotonic()
-            if count != last:
-                last, last_change = count, now
-                if progress:
-                    progress(count, expected)
-            if count >= expected or now - last_change > 2 or now - started > timeout:
-                stored = self.stored()
-                if stored >= expected or now - last_change > 15 or now - started > timeout:
-                    return stored
-            time.sleep(0.5)
+        seen = {"keys": -1, "since": time.monotonic()}
+
+        def count() -> int:
+            keys, now = self.inserted_keys(), time.monotonic()
+            if keys != seen["keys"]:
+                seen.update(keys=keys, since=now)
+            if keys >= expected or now - seen["since"] > 2:
+                return self.stored()
+            return keys
+
+        return self._poll(count, expected, timeout, progress, interval=0.5)[0]
 
     def wait_stored(self, expected: int, timeout: float, progress: Any = None) -> tuple[int, float]:
         """Poll until ``expected`` rows are stored, or the count stops moving for 15 s."""
+        return self._poll(self.stored, expected, timeout, progress, interval=0.25)
+
+    @staticmethod
+    def _poll(
+        count: Callable[[], int], expected: int, timeout: float, progress: Any, interval: float
+    ) -> tuple[int, float]:
+        """Call ``count`` until it reaches ``expected``, stops moving for 15 s, or ``timeout`` passes."""
         started = time.monotonic()
         last, last_change = -1, started
         while True:
-            count = self.stored()
+            counted = count()
             now = time.monotonic()
-            if count != last:
-                last, last_change = count, now
+            if counted != last:
+                last, last_change = counted, now
                 if progress:
-                    progress(count, expected)
-            if count >= expected or now - last_change > 15 or now - started > timeout:
-                return count, now - started
-            time.sleep(0.25)
+                    progress(counted, expected)
+            if counted >= expected or now - last_change > 15 or now - started > timeout:
+                return counted, now - started
+            time.sleep(interval)

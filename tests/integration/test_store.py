@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,21 @@ def transient_failures() -> float:
         for sample in metric.samples
         if sample.name.endswith("_total")
     )
+
+
+@contextlib.contextmanager
+def proxied_pool(database_url: str) -> Iterator[tuple[TcpProxy, ConnectionPool[Any]]]:
+    """A small pool whose connections go through a TCP proxy the test can cut."""
+    parts = urlsplit(database_url)
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    proxied = parts._replace(netloc=f"{parts.username}@{proxy.address}").geturl()
+    try:
+        with ConnectionPool(
+            proxied, min_size=1, max_size=2, timeout=2, kwargs={"connect_timeout": 2}
+        ) as pool:
+            yield proxy, pool
+    finally:
+        proxy.close()
 
 
 def retry_transient(call: Callable[[], T], deadline_s: float = 15.0) -> T:
@@ -144,29 +160,21 @@ def test_unstorable_event_redelivered_is_dead_lettered_once(
 def test_database_outage_is_a_transient_failure_and_storing_resumes(
     database_url: str, db: psycopg.Connection[Any]
 ) -> None:
-    parts = urlsplit(database_url)
-    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
-    proxied = parts._replace(netloc=f"{parts.username}@{proxy.address}").geturl()
-    try:
-        with ConnectionPool(
-            proxied, min_size=1, max_size=2, timeout=2, kwargs={"connect_timeout": 2}
-        ) as pool:
-            store = EventStore(pool)
-            before = github_event()
-            store.store([before])
-            proxy.cut()
-            during = github_event()
-            counted_before = transient_failures()
-            with pytest.raises(TransientError):
-                store.store([during])
-            assert transient_failures() == counted_before + 1  # what the alert on sustained failures reads
-            assert stored_count(db, [during.delivery_id]) == 0
-            proxy.restore()
-            pool.check()  # drop the connections the outage broke
+    with proxied_pool(database_url) as (proxy, pool):
+        store = EventStore(pool)
+        before = github_event()
+        store.store([before])
+        proxy.cut()
+        during = github_event()
+        counted_before = transient_failures()
+        with pytest.raises(TransientError):
             store.store([during])
-            assert stored_count(db, [before.delivery_id, during.delivery_id]) == 2
-    finally:
-        proxy.close()
+        assert transient_failures() == counted_before + 1  # what the alert on sustained failures reads
+        assert stored_count(db, [during.delivery_id]) == 0
+        proxy.restore()
+        pool.check()  # drop the connections the outage broke
+        store.store([during])
+        assert stored_count(db, [before.delivery_id, during.delivery_id]) == 2
 
 
 def test_a_group_with_a_poison_event_stores_every_other_message_and_dead_letters_only_that_event(
@@ -231,37 +239,29 @@ def test_group_commit_under_a_burst_of_redeliveries_stores_each_event_once(
 def test_group_commit_turns_an_outage_into_a_transient_failure_for_every_waiting_message(
     database_url: str, db: psycopg.Connection[Any]
 ) -> None:
-    parts = urlsplit(database_url)
-    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
-    proxied = parts._replace(netloc=f"{parts.username}@{proxy.address}").geturl()
-    try:
-        with ConnectionPool(
-            proxied, min_size=1, max_size=2, timeout=2, kwargs={"connect_timeout": 2}
-        ) as pool:
-            group = GroupCommit(EventStore(pool), flushers=1)
-            group.store([github_event()])
-            proxy.cut()
-            failures: list[BaseException] = []
-            lost = [github_event() for _ in range(4)]
+    with proxied_pool(database_url) as (proxy, pool):
+        group = GroupCommit(EventStore(pool), flushers=1)
+        group.store([github_event()])
+        proxy.cut()
+        failures: list[BaseException] = []
+        lost = [github_event() for _ in range(4)]
 
-            def deliver(event: EventEnvelope) -> None:
-                try:
-                    group.store([event])
-                except BaseException as exc:  # noqa: BLE001 - asserted below
-                    failures.append(exc)
+        def deliver(event: EventEnvelope) -> None:
+            try:
+                group.store([event])
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                failures.append(exc)
 
-            threads = [threading.Thread(target=deliver, args=(event,)) for event in lost]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            assert len(failures) == 4
-            assert all(isinstance(failure, TransientError) for failure in failures)
-            assert len({id(failure) for failure in failures}) == 4  # each thread raises its own
-            proxy.restore()
-            pool.check()  # drop the connections the outage broke
-            for event in lost:  # the retries, with backoff as Dramatiq would while the pool reconnects
-                assert len(retry_transient(lambda event=event: group.store([event])).stored) == 1
-    finally:
-        proxy.close()
+        threads = [threading.Thread(target=deliver, args=(event,)) for event in lost]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(failures) == 4
+        assert all(isinstance(failure, TransientError) for failure in failures)
+        assert len({id(failure) for failure in failures}) == 4  # each thread raises its own
+        proxy.restore()
+        pool.check()  # drop the connections the outage broke
+        for event in lost:  # the retries, with backoff as Dramatiq would while the pool reconnects
+            assert len(retry_transient(lambda event=event: group.store([event])).stored) == 1
     assert stored_count(db, [event.delivery_id for event in lost]) == 4
