@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import dramatiq
@@ -19,10 +18,9 @@ from contracts import EventEnvelope
 from hookyard.errors import TransientError
 from tests.integration.helpers import UNSTORABLE_PAYLOAD, dead_letters_for, github_event, stored_count
 from tests.support.proxy import TcpProxy
+from tests.support.waiting import wait_until
 from workers.group import GroupCommit
-from workers.store import EventStore
-
-T = TypeVar("T")
+from workers.store import EventStore, StoreResult
 
 
 def transient_failures() -> float:
@@ -34,6 +32,14 @@ def transient_failures() -> float:
         for sample in metric.samples
         if sample.name.endswith("_total")
     )
+
+
+def stored_after_retries(group: GroupCommit, event: EventEnvelope) -> StoreResult | None:
+    """One attempt: the result, or None after a TransientError (wait_until tries again)."""
+    try:
+        return group.store([event])
+    except TransientError:
+        return None
 
 
 @contextlib.contextmanager
@@ -49,18 +55,6 @@ def proxied_pool(database_url: str) -> Iterator[tuple[TcpProxy, ConnectionPool[A
             yield proxy, pool
     finally:
         proxy.close()
-
-
-def retry_transient(call: Callable[[], T], deadline_s: float = 15.0) -> T:
-    """``call()``, retried after each TransientError with a short backoff until the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        try:
-            return call()
-        except TransientError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
 
 
 @pytest.fixture
@@ -262,6 +256,7 @@ def test_group_commit_turns_an_outage_into_a_transient_failure_for_every_waiting
         assert len({id(failure) for failure in failures}) == 4  # each thread raises its own
         proxy.restore()
         pool.check()  # drop the connections the outage broke
-        for event in lost:  # the retries, with backoff as Dramatiq would while the pool reconnects
-            assert len(retry_transient(lambda event=event: group.store([event])).stored) == 1
+        for event in lost:  # the retries, again and again as Dramatiq would while the pool reconnects
+            result = wait_until(lambda event=event: stored_after_retries(group, event), timeout=15)
+            assert len(result.stored) == 1
     assert stored_count(db, [event.delivery_id for event in lost]) == 4
