@@ -7,6 +7,7 @@ down. Every field maps to one environment variable of SPEC.md (or a Hookyard ext
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +28,14 @@ def _split_secrets(value: object) -> tuple[str, ...]:
     if isinstance(value, list | tuple):
         return tuple(str(part).strip() for part in value if str(part).strip())
     raise TypeError("expected a comma-separated string")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. a cpuset), not all the host has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):

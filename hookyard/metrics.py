@@ -44,7 +44,7 @@ EVENTS_DUPLICATE = Counter("hookyard_events_duplicate_total", "Duplicate events 
 DEAD_LETTERS = Counter("hookyard_dead_letters_total", "Dead letters recorded", ["queue", "reason"])
 # Transient failures (database unreachable, deadlock) that send a message back for a retry.
 TRANSIENT_FAILURES = Counter("hookyard_transient_failures_total", "Transient store failures", ["kind"])
-# Time to store one broker message's events, commit included.
+# Time of one store transaction (one or more broker messages' events), commit included.
 STORE_DURATION = Histogram("hookyard_store_seconds", "Store transaction latency", buckets=_LATENCY_BUCKETS)
 # Broker messages committed by one store transaction (the worker's group commit).
 STORE_MESSAGES = Histogram(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import socket
 import sys
 import time
@@ -15,7 +14,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from hookyard.config import Settings, load_settings, redact_url
+from hookyard.config import Settings, available_cpus, load_settings, redact_url
 from hookyard.errors import HookyardError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -115,7 +114,7 @@ def serve(host: str, port: int, database_url: str | None, amqp_url: str | None) 
     "--processes",
     "-p",
     type=click.IntRange(1, 64),
-    default=os.cpu_count() or 1,
+    default=available_cpus(),
     show_default="one per CPU",
     envvar="HOOKYARD_WORKER_PROCESSES",
     show_envvar=True,
@@ -451,7 +450,7 @@ _STEADY = ("latency", "soak")  # the targets name a size for these: small unless
 @click.option("--connections", type=click.IntRange(1), default=256, show_default=True, help="wrk connections")
 @click.option("--worker-threads", type=click.IntRange(1), default=8, show_default=True)
 @click.option(
-    "--worker-processes", type=click.IntRange(1), default=os.cpu_count() or 1, show_default="one per CPU"
+    "--worker-processes", type=click.IntRange(1), default=available_cpus(), show_default="one per CPU"
 )
 @click.option(
     "--rate",

@@ -47,7 +47,7 @@ class GroupCommit:
     def __init__(self, store: EventStore, *, max_events: int = 1000, flushers: int = 1) -> None:
         if max_events < 1 or flushers < 1:
             raise ValueError("max_events and flushers must be at least 1")
-        self.store_ = store
+        self._store = store
         self.max_events = max_events
         self.flushers = flushers
         self._waiting: deque[_Waiting] = deque()
@@ -78,7 +78,7 @@ class GroupCommit:
         return mine.result
 
     def record_dead_letter(self, letter: DeadLetter) -> None:
-        self.store_.record_dead_letter(letter)
+        self._store.record_dead_letter(letter)
 
     def _take(self) -> list[_Waiting]:
         """The oldest waiting messages, up to ``max_events`` events (always at least one message)."""
@@ -93,7 +93,7 @@ class GroupCommit:
 
     def _flush(self, group: list[_Waiting]) -> None:
         try:
-            results = self.store_.store_many([(waiting.events, waiting.message_id) for waiting in group])
+            results = self._store.store_many([(waiting.events, waiting.message_id) for waiting in group])
             for waiting, result in zip(group, results, strict=True):
                 waiting.result = result
         except BaseException as exc:  # noqa: BLE001  # handed to every waiting thread, each raises it

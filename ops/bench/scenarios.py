@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-import os
 import platform
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import psycopg
 
 from contracts import EventEnvelope, EventFields, Source, encode_batch
 from contracts.topology import EVENTS
+from hookyard.config import available_cpus
 from ops import samples
 from ops.bench.fleet import Fleet, Sampler, bench_database, bench_vhost
 from ops.bench.load import prepare_wrk, run_paced, run_wrk
@@ -37,7 +37,7 @@ class Options:
     connections: int = 256
     wrk_threads: int = 2
     worker_threads: int = 8
-    worker_processes: int = os.cpu_count() or 1
+    worker_processes: int = field(default_factory=available_cpus)
     max_rate: int = 9000
     rate: float = 2000.0
     soak_duration: float = 600.0

@@ -136,3 +136,9 @@ def test_settings_are_not_read_at_import_time(monkeypatch):
 def test_redacted_urls_hide_the_password_only():
     assert redact_url("amqp://guest:s3cret@mq:5672/%2F") == "amqp://guest:***@mq:5672/%2F"
     assert redact_url("postgresql://postgres@db:5432/hookyard") == "postgresql://postgres@db:5432/hookyard"
+
+
+def test_available_cpus_is_what_this_process_may_use() -> None:
+    from hookyard.config import available_cpus  # noqa: PLC0415
+
+    assert 1 <= available_cpus() <= (os.cpu_count() or 1)
