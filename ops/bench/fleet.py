@@ -216,37 +216,35 @@ class Fleet:
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def committed_after(self, since: datetime) -> dict[str, float]:
-        """Percentiles of how long after ``since`` each row of ``events`` was committed, in ms."""
-        with psycopg.connect(self.database_url) as conn:
-            row = conn.execute(
-                "SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP"
-                " (ORDER BY extract(epoch FROM stored_at - %(since)s)),"
-                " extract(epoch FROM max(stored_at) - %(since)s)::float8 FROM events",
-                {"since": since},
-            ).fetchone()
-        if row is None or row[0] is None:
-            return {}
-        p50, p95, p99 = (round(value * 1000, 1) for value in row[0])
-        return {"p50": p50, "p95": p95, "p99": p99, "max": round(row[1] * 1000, 1)}
+    def write_timing(self, since: datetime) -> dict[str, Any]:
+        """How ``events`` was written, on the database's clock (``stored_at`` is a transaction's start).
 
-    def write_span(self, since: datetime) -> tuple[int, float, float]:
-        """How fast ``events`` was written, on the database's clock (``stored_at`` is a transaction's start).
-
-        Returns the rows written before the last transaction began, the seconds from the first
-        transaction's start to the last one's, and the seconds from ``since`` to the last one's.
-        The first span leaves out the worker's start-up and the bench's polling; the rows of the
-        last transaction are left out because their time is in neither span.
+        ``rows``: rows written before the last transaction began; ``span_s``: from the first
+        transaction's start to the last one's (leaving out the worker's start-up and the bench's
+        polling); ``since_s``: from ``since`` to the last one's start. The rows of the last
+        transaction are left out of ``rows`` because their time is in neither span.
+        ``committed_after_ms``: percentiles of how long after ``since`` each row was committed.
         """
         with psycopg.connect(self.database_url) as conn:
             row = conn.execute(
                 "SELECT count(*) FILTER (WHERE stored_at < last),"
-                " extract(epoch FROM last - first)::float8, extract(epoch FROM last - %s)::float8"
+                " extract(epoch FROM last - first)::float8, extract(epoch FROM last - %(since)s)::float8,"
+                " percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP"
+                " (ORDER BY extract(epoch FROM stored_at - %(since)s))"
                 " FROM events, (SELECT min(stored_at) AS first, max(stored_at) AS last FROM events) AS span"
                 " GROUP BY first, last",
-                (since,),
+                {"since": since},
             ).fetchone()
-        return (int(row[0]), float(row[1]), float(row[2])) if row else (0, 0.0, 0.0)
+        if row is None:
+            return {"rows": 0, "span_s": 0.0, "since_s": 0.0, "committed_after_ms": {}}
+        rows, span, since_last, quantiles = row
+        p50, p95, p99 = (round(value * 1000, 1) for value in quantiles)
+        return {
+            "rows": int(rows),
+            "span_s": float(span),
+            "since_s": float(since_last),
+            "committed_after_ms": {"p50": p50, "p95": p95, "p99": p99, "max": round(since_last * 1000, 1)},
+        }
 
     def wait_drained(self, expected: int, timeout: float, progress: Any = None) -> int:
         """Like :meth:`wait_stored`, but without counting rows while they are written.

@@ -224,8 +224,8 @@ def drain(size: str, options: Options, progress: Progress) -> dict[str, Any]:
                 progress=lambda n, total: progress(f"drain/{size}: {n}/{total} stored"),
             )
         fleet.stop("worker")
-        spanned, span, since_start = fleet.write_span(worker_started)
-        committed_after_launch = fleet.committed_after(worker_started)  # before the COPY replaces the rows
+        timing = fleet.write_timing(worker_started)  # before the COPY ceiling replaces the rows
+        spanned, span, since_start = timing["rows"], timing["span_s"], timing["since_s"]
         worker_rate = spanned / span if span > 0 else 0.0
         progress(f"drain/{size}: measuring a bare COPY of the same rows")
         copy_rate = _copy_ceiling(fleet.database_url, events)
@@ -235,7 +235,7 @@ def drain(size: str, options: Options, progress: Progress) -> dict[str, Any]:
             "events_per_s": round(worker_rate, 1),
             "events_per_s_from_launch": round(spanned / since_start, 1) if since_start > 0 else 0.0,
             # How long each event of the backlog waited for its commit after the worker launched.
-            "committed_after_launch_ms": committed_after_launch,
+            "committed_after_launch_ms": timing["committed_after_ms"],
             "stored": stored,
             "copy_ceiling_per_s": round(copy_rate, 1),
             "fraction_of_copy": round(worker_rate / copy_rate, 3),
