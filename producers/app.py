@@ -2,7 +2,8 @@
 
 A plain ASGI callable rather than a framework: profiles of the web process at 3,000 requests/s
 showed a framework's middleware, routing and response layers taking more CPU than verifying,
-identifying and publishing together. The whole surface is eleven fixed routes, JSON in and out.
+identifying and publishing together. Routes go through :class:`producers.router.Router`: fixed
+paths cost one dictionary lookup, and protocol routes carry parameters.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from hookyard import metrics
 from hookyard.config import Settings
 from hookyard.errors import PublishFailed
 from producers import deployments, github, linear, slack
-from producers.deliveries import Verified
+from producers.deliveries import Verified, guard_headers
 from producers.errors import IngestError
 from producers.openapi import openapi_document
 from producers.publisher import Publisher
+from producers.router import MethodNotAllowed, Router
 
 log = structlog.get_logger(__name__)
 
@@ -81,7 +83,42 @@ async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) ->
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-Handler = Callable[[Scope, Mapping[str, str], Receive], Awaitable[Response]]
+_NO_REPEATS: frozenset[str] = frozenset()
+
+
+def read_headers(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], frozenset[str]]:
+    """The request's headers by lowercase name, and the names sent more than once.
+
+    Values are Latin-1 as HTTP/1.1 carries them; :func:`producers.deliveries.guard_headers`
+    refuses repeats and non-UTF-8 values of the headers a source authenticates or identifies by.
+    """
+    headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in raw}
+    if len(headers) == len(raw):
+        return headers, _NO_REPEATS
+    seen: set[str] = set()
+    repeated = set()
+    for key, _ in raw:
+        name = key.decode("latin-1")
+        if name in seen:
+            repeated.add(name)
+        seen.add(name)
+    return headers, frozenset(repeated)
+
+
+@dataclass(slots=True)
+class Request:
+    """What a handler sees of one HTTP request."""
+
+    scope: Scope
+    headers: dict[str, str]
+    receive: Receive
+    #: Header names sent more than once.
+    repeated: frozenset[str]
+    #: The route's path parameters, converted.
+    params: dict[str, object]
+
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class IngestApp:
@@ -101,31 +138,31 @@ class IngestApp:
             "linear": settings.linear_webhook_secret,
             "deployment": settings.hookyard_ingest_token,
         }
-        ingest_routes: dict[str, tuple[str, Verify]] = {
-            "/webhooks/github": ("github", github.verify),
-            "/webhooks/slack": ("slack", slack.verify),
-            "/webhooks/linear": ("linear", linear.verify),
-            "/v1/deployments": ("deployment", deployments.verify),
+        ingest_routes: dict[str, tuple[str, Verify, tuple[str, ...]]] = {
+            "/webhooks/github": ("github", github.verify, github.GUARDED_HEADERS),
+            "/webhooks/slack": ("slack", slack.verify, slack.GUARDED_HEADERS),
+            "/webhooks/linear": ("linear", linear.verify, linear.GUARDED_HEADERS),
+            "/v1/deployments": ("deployment", deployments.verify, deployments.GUARDED_HEADERS),
         }
-        self.routes: dict[tuple[str, str], Handler] = {
-            ("POST", path): self._ingest(source, verify) for path, (source, verify) in ingest_routes.items()
-        }
-        self.routes.update(
-            {
-                ("POST", "/v1/heartbeats"): self._not_built,
-                ("POST", "/v1/usage"): self._not_built,
-                ("POST", "/v1/errors"): self._not_built,
-                ("GET", "/healthz"): self._healthz,
-                ("GET", "/readyz"): self._readyz,
-                ("GET", "/metrics"): self._metrics,
-                ("GET", "/openapi.json"): self._openapi,
-            }
-        )
+        self.router: Router[Handler] = Router()
+        for path, (source, verify, guarded) in ingest_routes.items():
+            self.router.add("POST", path, self._ingest(source, verify, guarded))
+        for method, path, handler in (
+            ("POST", "/v1/heartbeats", self._not_built),
+            ("POST", "/v1/usage", self._not_built),
+            ("POST", "/v1/errors", self._not_built),
+            ("GET", "/healthz", self._healthz),
+            ("GET", "/readyz", self._readyz),
+            ("GET", "/metrics", self._metrics),
+            ("GET", "/openapi.json", self._openapi),
+        ):
+            self.router.add(method, path, handler)
+        #: Methods served under each route pattern (the OpenAPI document and 405s read it).
         self.methods: dict[str, list[str]] = {}
-        for method, path in self.routes:
-            self.methods.setdefault(path, []).append(method)
+        for method, pattern in self.router.routes():
+            self.methods.setdefault(pattern, []).append(method)
         # Resolved once: a labels() lookup per request shows up in profiles.
-        self._duration = {path: metrics.HTTP_DURATION.labels(path) for path in self.methods}
+        self._duration = {pattern: metrics.HTTP_DURATION.labels(pattern) for pattern in self.methods}
         self._duration_other = metrics.HTTP_DURATION.labels("other")
         self._requests: dict[tuple[str, int], Any] = {}  # (endpoint, status) -> counter child
 
@@ -138,18 +175,26 @@ class IngestApp:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         path, method = scope["path"], scope["method"]
-        handler = self.routes.get((method, path))
-        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-        if handler is not None:
-            response = await handler(scope, headers, receive)
-        elif path in self.methods:
+        endpoint = "other"
+        try:
+            match = self.router.resolve(method, path)
+        except MethodNotAllowed as exc:
+            endpoint = exc.pattern
+            allowed = ", ".join(exc.allowed)
             response = json_response(
-                {"error": "method_not_allowed", "detail": f"{path} takes {', '.join(self.methods[path])}."},
+                {"error": "method_not_allowed", "detail": f"{path} takes {allowed}."},
                 405,
-                headers=((b"allow", ", ".join(self.methods[path]).encode()),),
+                headers=((b"allow", allowed.encode()),),
             )
         else:
-            response = json_response({"error": "not_found", "detail": f"Nothing is served at {path}."}, 404)
+            if match is None:
+                response = json_response(
+                    {"error": "not_found", "detail": f"Nothing is served at {path}."}, 404
+                )
+            else:
+                endpoint = match.pattern
+                headers, repeated = read_headers(scope["headers"])
+                response = await match.handler(Request(scope, headers, receive, repeated, match.params))
         await send(
             {
                 "type": "http.response.start",
@@ -162,22 +207,23 @@ class IngestApp:
             }
         )
         await send({"type": "http.response.body", "body": response.body})
-        endpoint = path if path in self.methods else "other"
         counter = self._requests.get((endpoint, response.status))
         if counter is None:
             counter = self._requests[(endpoint, response.status)] = metrics.HTTP_REQUESTS.labels(
                 endpoint, str(response.status)
             )
         counter.inc()
-        self._duration.get(path, self._duration_other).observe(time.perf_counter() - started)
+        self._duration.get(endpoint, self._duration_other).observe(time.perf_counter() - started)
 
-    def _ingest(self, source: str, verify: Verify) -> Handler:
+    def _ingest(self, source: str, verify: Verify, guarded: tuple[str, ...]) -> Handler:
         accepted = metrics.EVENTS_ACCEPTED.labels(source)
 
-        async def endpoint(scope: Scope, headers: Mapping[str, str], receive: Receive) -> Response:
+        async def endpoint(request: Request) -> Response:
             received_at = datetime.now(UTC)
+            headers = request.headers
             try:
-                raw = await read_body(headers, receive, self.settings.hookyard_max_body_bytes)
+                guard_headers(headers, request.repeated, guarded)
+                raw = await read_body(headers, request.receive, self.settings.hookyard_max_body_bytes)
                 verified = verify(headers, raw, self.secrets[source], received_at)
             except IngestError as exc:
                 metrics.EVENTS_REJECTED.labels(source, exc.code).inc()
@@ -218,23 +264,25 @@ class IngestApp:
 
         return endpoint
 
-    async def _not_built(self, scope: Scope, headers: Mapping[str, str], receive: Receive) -> Response:
+    async def _not_built(self, request: Request) -> Response:
         try:
-            deployments.authenticate(headers, self.settings.hookyard_ingest_token)
+            guard_headers(request.headers, request.repeated, deployments.GUARDED_HEADERS)
+            deployments.authenticate(request.headers, self.settings.hookyard_ingest_token)
         except IngestError as exc:
             return error_response(exc)
         return json_response(
             {
                 "error": "not_implemented",
-                "detail": f"{scope['path']} is in the contract but not built yet; nothing was stored.",
+                "detail": f"{request.scope['path']} is in the contract but not built yet; "
+                "nothing was stored.",
             },
             501,
         )
 
-    async def _healthz(self, scope: Scope, headers: Mapping[str, str], receive: Receive) -> Response:
+    async def _healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})
 
-    async def _readyz(self, scope: Scope, headers: Mapping[str, str], receive: Receive) -> Response:
+    async def _readyz(self, request: Request) -> Response:
         failing = []
         if not self.publisher.connected:
             failing.append("rabbitmq")
@@ -252,10 +300,10 @@ class IngestApp:
             )
         return json_response({"status": "ready"})
 
-    async def _metrics(self, scope: Scope, headers: Mapping[str, str], receive: Receive) -> Response:
+    async def _metrics(self, request: Request) -> Response:
         return Response(200, generate_latest(), content_type=CONTENT_TYPE_LATEST.encode())
 
-    async def _openapi(self, scope: Scope, headers: Mapping[str, str], receive: Receive) -> Response:
+    async def _openapi(self, request: Request) -> Response:
         return json_response(openapi_document())
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

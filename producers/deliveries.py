@@ -31,6 +31,31 @@ class Verified:
     log_context: dict[str, Any] = field(default_factory=dict)
 
 
+def guard_headers(headers: dict[str, str], repeated: frozenset[str], guarded: tuple[str, ...]) -> None:
+    """Refuse a request whose authentication, identity or timestamp headers are ambiguous.
+
+    ``guarded`` names (lowercase) the headers a source authenticates or identifies a delivery
+    by. Sent twice, which one counts is a guess a signature check must never make: 400
+    ``duplicate_header``. Their values must be UTF-8 (HTTP carries bytes; a delivery id stored as
+    Latin-1 mojibake would never match its retry): valid UTF-8 replaces the Latin-1 reading in
+    ``headers``; anything else is 400 ``invalid_header``.
+    """
+    if repeated:
+        for name in guarded:
+            if name in repeated:
+                raise IngestError(
+                    400, "duplicate_header", f"The {name} header was sent more than once; send it once."
+                )
+    for name in guarded:
+        value = headers.get(name)
+        if value is None or value.isascii():
+            continue
+        try:
+            headers[name] = value.encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:
+            raise IngestError(400, "invalid_header", f"The {name} header is not UTF-8.") from None
+
+
 def require_media_type(headers: Mapping[str, str], *allowed: str) -> str:
     """The request's media type (JSON when unsaid), or 415 when the endpoint does not take it."""
     media_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()

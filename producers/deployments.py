@@ -16,6 +16,8 @@ from producers.signatures import bearer_token_valid
 
 #: The most objects one /v1 request may carry.
 MAX_BATCH = 1000
+#: The token header: refused when repeated or not UTF-8 (see producers.deliveries.guard_headers).
+GUARDED_HEADERS = ("authorization",)
 
 
 def authenticate(headers: Mapping[str, str], tokens: tuple[str, ...]) -> None:

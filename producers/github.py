@@ -24,6 +24,8 @@ from producers.errors import (
 from producers.signatures import github_signature_valid
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
+#: Headers that authenticate, identify or date a delivery: refused when repeated or not UTF-8.
+GUARDED_HEADERS = ("x-hub-signature-256", "x-github-event", "x-github-delivery")
 
 
 def verify(

@@ -24,6 +24,8 @@ from producers.errors import (
 from producers.signatures import linear_signature_valid, within_window
 
 SIGNATURE_HEADER = "Linear-Signature"
+#: Headers that authenticate, identify or date a delivery: refused when repeated or not UTF-8.
+GUARDED_HEADERS = ("linear-signature", "linear-delivery")
 #: Linear's documented replay window.
 WINDOW_SECONDS = 60
 

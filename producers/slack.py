@@ -24,6 +24,8 @@ from producers.errors import (
 from producers.signatures import slack_signature_valid, within_window
 
 SIGNATURE_HEADER = "X-Slack-Signature"
+#: Headers that authenticate, identify or date a delivery: refused when repeated or not UTF-8.
+GUARDED_HEADERS = ("x-slack-signature", "x-slack-request-timestamp")
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 #: Slack's own recommendation: refuse requests more than five minutes away from now.
 WINDOW_SECONDS = 300
