@@ -6,7 +6,9 @@ Counters end in ``_total`` and durations in ``_seconds``; labels are few and bou
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import threading
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -32,14 +34,19 @@ PUBLISH_BATCH_EVENTS = Histogram(
 )
 # Publishes that ended in a 503, by reason (timeout, nack, returned, disconnected).
 PUBLISH_FAILURES = Counter("hookyard_publish_failures_total", "Publishes not confirmed", ["reason"])
-# 1 while the producer holds an open, confirming channel to RabbitMQ.
-BROKER_CONNECTED = Gauge("hookyard_broker_connected", "Producer connected to RabbitMQ")
+# 1 while the producer holds an open, confirming channel to RabbitMQ. Exported only by processes
+# that hold a publisher (see export_broker_connected): elsewhere it would be a constant 0.
+BROKER_CONNECTED = Gauge("hookyard_broker_connected", "Producer connected to RabbitMQ", registry=None)
 
 # --- workers ---
 # Events committed to PostgreSQL for the first time, by source.
 EVENTS_STORED = Counter("hookyard_events_stored_total", "Events stored", ["source"])
 # Events already stored when they arrived again (redeliveries, sender retries).
 EVENTS_DUPLICATE = Counter("hookyard_events_duplicate_total", "Duplicate events skipped", ["source"])
+# Events stored with their exact body in payload_raw beside a jsonb-safe copy (a NUL in the JSON).
+EVENTS_RAW_KEPT = Counter(
+    "hookyard_events_raw_kept_total", "Events stored with their exact body kept raw", ["source"]
+)
 # Messages or events sent to the dead letters, by queue and reason code.
 DEAD_LETTERS = Counter("hookyard_dead_letters_total", "Dead letters recorded", ["queue", "reason"])
 # Transient failures (database unreachable, deadlock) that send a message back for a retry.
@@ -66,3 +73,19 @@ PARTITIONS_DROPPED = Counter("hookyard_partitions_dropped_total", "Partitions dr
 DEFAULT_PARTITION_ROWS = Gauge("hookyard_default_partition_rows", "Rows in default partitions", ["table"])
 # Unix time of the scheduler's last completed pass.
 SCHEDULER_LAST_RUN = Gauge("hookyard_scheduler_last_run_timestamp_seconds", "Last scheduler pass")
+
+_export_lock = threading.Lock()
+_broker_connected_registered = False
+
+
+def export_broker_connected() -> None:
+    """Add ``hookyard_broker_connected`` to this process's ``/metrics``; calling it again does nothing.
+
+    The producer's publisher calls it. Workers and the scheduler never do, so they do not export
+    a 0 that would keep ``HookyardBrokerDisconnected`` firing.
+    """
+    global _broker_connected_registered  # noqa: PLW0603 - one registration per process
+    with _export_lock:
+        if not _broker_connected_registered:
+            REGISTRY.register(BROKER_CONNECTED)
+            _broker_connected_registered = True

@@ -11,7 +11,8 @@ RETURNING source, delivery_id;
 
 -- name: insert_event --
 -- One event in one statement (ledger claim and row together): cheaper than claim + COPY when a
--- message carries a single event. Returns a row when the event was new.
+-- message carries a single event. Returns a row when the event was new. `payload_raw` and
+-- `payload_issue` are NULL but for a body jsonb cannot hold (see migration 0005).
 WITH fresh AS (
     INSERT INTO event_keys (source, delivery_id, received_at)
     VALUES (%(source)s, %(delivery_id)s, %(received_at)s)
@@ -20,10 +21,11 @@ WITH fresh AS (
 )
 INSERT INTO events (source, delivery_id, received_at, event_type, action, repository, actor, team,
                     channel, entity_type, entity_id, project, service, environment, version, status,
-                    payload)
+                    payload, payload_raw, payload_issue)
 SELECT %(source)s, %(delivery_id)s, %(received_at)s, %(event_type)s, %(action)s, %(repository)s,
        %(actor)s, %(team)s, %(channel)s, %(entity_type)s, %(entity_id)s, %(project)s, %(service)s,
-       %(environment)s, %(version)s, %(status)s, %(payload)s::jsonb
+       %(environment)s, %(version)s, %(status)s, %(payload)s::jsonb, %(payload_raw)s::text,
+       %(payload_issue)s::text
 FROM fresh
 RETURNING source;
 

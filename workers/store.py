@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
 import psycopg
 import structlog
 from psycopg import pq
@@ -68,6 +69,34 @@ class RawJsonbBinaryDumper(Dumper):
         return b"\x01" + str(obj).encode()
 
 
+#: Why an event's exact body is kept beside a jsonb-safe copy (``events.payload_issue``).
+NUL_IN_JSON = "nul_character"
+
+
+def jsonb_cannot_hold(exc: psycopg.Error) -> bool:
+    """PostgreSQL refused a JSON document for a character jsonb cannot hold (``\\u0000``)."""
+    return isinstance(exc, psycopg.errors.UntranslatableCharacter)
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
+
+
+def jsonb_safe(payload: str) -> str:
+    """``payload`` with every NUL in its strings and keys replaced by U+FFFD, as JSON text.
+
+    The copy queries like the original: only the characters jsonb cannot hold differ. The
+    original goes to ``events.payload_raw``; see migration 0005.
+    """
+    return orjson.dumps(_without_nul(orjson.loads(payload))).decode()
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """One row of ``dead_letters``: what failed, why, and the message that would replay it."""
@@ -104,6 +133,8 @@ class StoreResult:
 
     stored: list[tuple[str, str]] = field(default_factory=list)  # (source, delivery_id)
     duplicates: int = 0
+    #: Stored events whose exact body went to ``payload_raw`` (jsonb could not hold it).
+    raw_kept: list[tuple[str, str]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
@@ -272,15 +303,22 @@ class EventStore:
         return stored
 
     def _insert_one(
-        self, conn: psycopg.Connection[tuple[Any, ...]], event: EventEnvelope
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        event: EventEnvelope,
+        *,
+        raw_issue: str | None = None,
     ) -> list[tuple[str, str]]:
+        """Store one event; with ``raw_issue``, a jsonb-safe payload beside the exact one."""
         params: dict[str, Any] = {
             "source": event.source.value,
             "delivery_id": event.delivery_id,
             "received_at": event.received_at,
             "event_type": event.event_type,
             "action": event.action,
-            "payload": event.payload,
+            "payload": event.payload if raw_issue is None else jsonb_safe(event.payload),
+            "payload_raw": None if raw_issue is None else event.payload,
+            "payload_issue": raw_issue,
             **{name: getattr(event.fields, name) for name in _FIELD_COLUMNS},
         }
         if not _execute_opening(conn, queries()["insert_event"], params):
@@ -293,30 +331,56 @@ class EventStore:
         batch: Sequence[EventEnvelope],
         message_id: str | None,
     ) -> StoreResult:
+        """Store each event under its own savepoint, so a refused one costs no neighbour its place.
+
+        A body jsonb cannot hold is stored with its exact text beside a jsonb-safe copy (it was
+        accepted with a 202, so it must be stored); only what PostgreSQL still refuses after
+        that is dead-lettered.
+        """
         result = StoreResult()
         with conn.transaction():
             for event in batch:
-                try:
-                    with conn.transaction():  # a savepoint per event
-                        result.stored.extend(self._insert(conn, [event]))
-                except psycopg.Error as exc:
-                    if not is_unstorable(exc):
-                        raise
-                    letter = DeadLetter(
-                        dedup_key=f"event:{event.source.value}:{event.delivery_id}",
-                        queue=EVENTS.queue,
-                        actor=EVENTS.actor,
-                        reason="unstorable_event",
-                        detail=f"PostgreSQL refused the event: {exc.diag.message_primary or exc}",
-                        attempts=1,
-                        body=encode_batch([event]),  # replays this event alone
-                        message_id=message_id,
-                        source=event.source.value,
-                        delivery_id=event.delivery_id,
-                    )
-                    conn.execute(queries()["insert_dead_letter"], letter.params())
-                    result.dead_letters.append(letter)
+                refusal = self._try_insert(conn, event, result)
+                if refusal is not None and jsonb_cannot_hold(refusal):
+                    refusal = self._try_insert(conn, event, result, raw_issue=NUL_IN_JSON)
+                if refusal is None:
+                    continue
+                letter = DeadLetter(
+                    dedup_key=f"event:{event.source.value}:{event.delivery_id}",
+                    queue=EVENTS.queue,
+                    actor=EVENTS.actor,
+                    reason="unstorable_event",
+                    detail=f"PostgreSQL refused the event: {refusal.diag.message_primary or refusal}",
+                    attempts=1,
+                    body=encode_batch([event]),  # replays this event alone
+                    message_id=message_id,
+                    source=event.source.value,
+                    delivery_id=event.delivery_id,
+                )
+                conn.execute(queries()["insert_dead_letter"], letter.params())
+                result.dead_letters.append(letter)
         return result
+
+    def _try_insert(
+        self,
+        conn: psycopg.Connection[tuple[Any, ...]],
+        event: EventEnvelope,
+        result: StoreResult,
+        *,
+        raw_issue: str | None = None,
+    ) -> psycopg.Error | None:
+        """Insert ``event`` under a savepoint; PostgreSQL's refusal of its data, if any."""
+        try:
+            with conn.transaction():
+                stored = self._insert_one(conn, event, raw_issue=raw_issue)
+        except psycopg.Error as exc:
+            if not is_unstorable(exc):
+                raise
+            return exc
+        result.stored.extend(stored)
+        if raw_issue is not None:
+            result.raw_kept.extend(stored)
+        return None
 
     def _observe(self, events: Sequence[EventEnvelope], result: StoreResult, committed: datetime) -> None:
         by_source = Counter(source for source, _ in result.stored)
@@ -334,6 +398,9 @@ class EventStore:
                 duplicates[event.source.value] += 1
         for source, count in duplicates.items():
             metrics.EVENTS_DUPLICATE.labels(source).inc(count)
+        for source, delivery_id in result.raw_kept:
+            metrics.EVENTS_RAW_KEPT.labels(source).inc()
+            log.warning("event_stored_raw", source=source, delivery_id=delivery_id, issue=NUL_IN_JSON)
         for letter in result.dead_letters:
             metrics.DEAD_LETTERS.labels(letter.queue, letter.reason).inc()
             log.warning(

@@ -27,8 +27,11 @@ def github_event(
     )
 
 
-#: Valid JSON that PostgreSQL's jsonb refuses: it cannot hold the NUL character.
-UNSTORABLE_PAYLOAD = '{"body": "nul \\u0000 inside"}'
+#: A payload PostgreSQL refuses whatever the worker does: not JSON (a message no producer of
+#: ours makes, but an old or foreign one could).
+UNSTORABLE_PAYLOAD = '{"body": not json}'
+#: Valid JSON that jsonb cannot hold (it has no NUL character): stored with its exact text kept.
+NUL_PAYLOAD = '{"body": "nul \\u0000 inside", "k\\u0000y": ["\\u0000"]}'
 
 
 def publish(amqp_url: str, body: bytes, queue: str = EVENTS.queue) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dramatiq
+import orjson
 import psycopg
 import pytest
 from prometheus_client import REGISTRY
@@ -16,7 +17,13 @@ from psycopg_pool import ConnectionPool
 
 from contracts import EventEnvelope
 from hookyard.errors import TransientError
-from tests.integration.helpers import UNSTORABLE_PAYLOAD, dead_letters_for, github_event, stored_count
+from tests.integration.helpers import (
+    NUL_PAYLOAD,
+    UNSTORABLE_PAYLOAD,
+    dead_letters_for,
+    github_event,
+    stored_count,
+)
 from tests.support.proxy import TcpProxy
 from tests.support.waiting import wait_until
 from workers.group import GroupCommit
@@ -136,10 +143,39 @@ def test_unstorable_event_is_dead_lettered_alone_and_its_neighbours_are_stored(
     assert len(letters) == 1
     reason, detail, attempts, body = letters[0]
     assert reason == "unstorable_event"
-    assert "Unicode" in detail or "\\u0000" in detail
+    assert "json" in detail
     assert attempts == 1
     replay = dramatiq.Message.decode(bytes(body))
     assert [event["delivery_id"] for event in replay.args[0]["events"]] == [poison.delivery_id]
+
+
+def test_json_that_jsonb_cannot_hold_is_stored_with_its_exact_text_and_its_neighbours_too(
+    store: EventStore, db: psycopg.Connection[Any]
+) -> None:
+    good = [github_event() for _ in range(2)]
+    nul = github_event(payload=NUL_PAYLOAD)
+    result = store.store([good[0], nul, good[1]], message_id="msg-nul")
+    assert {delivery for _, delivery in result.stored} == {event.delivery_id for event in [*good, nul]}
+    assert result.raw_kept == [("github", nul.delivery_id)]
+    assert result.dead_letters == []
+    assert dead_letters_for(db, delivery_id=nul.delivery_id) == []
+    row = db.execute(
+        "SELECT payload, payload_raw, payload_issue, coalesce(payload_raw, payload::text)"
+        " FROM events WHERE delivery_id = %s",
+        (nul.delivery_id,),
+    ).fetchone()
+    assert row is not None
+    payload, raw, issue, exact = row
+    assert raw == NUL_PAYLOAD  # the exact text received, escapes intact
+    assert issue == "nul_character"
+    assert payload == {"body": "nul \ufffd inside", "k\ufffdy": ["\ufffd"]}  # queryable copy
+    assert orjson.loads(exact) == orjson.loads(NUL_PAYLOAD)  # the documented way to read it back
+    normal = db.execute(
+        "SELECT payload_raw, payload_issue FROM events WHERE delivery_id = %s", (good[0].delivery_id,)
+    ).fetchone()
+    assert normal == (None, None)
+    store.store([nul])  # a redelivery stores nothing new
+    assert stored_count(db, [nul.delivery_id]) == 1
 
 
 def test_unstorable_event_redelivered_is_dead_lettered_once(

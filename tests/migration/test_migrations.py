@@ -24,7 +24,7 @@ EXPECTED_COLUMNS = {
         "stored_at": "timestamp with time zone", "event_type": "text", "action": "text", "repository": "text",
         "actor": "text", "team": "text", "channel": "text", "entity_type": "text", "entity_id": "text",
         "project": "text", "service": "text", "environment": "text", "version": "text", "status": "text",
-        "payload": "jsonb",
+        "payload": "jsonb", "payload_raw": "text", "payload_issue": "text",
     },
     "event_keys": {"source": "text", "delivery_id": "text", "received_at": "timestamp with time zone"},
     "dead_letters": {
