@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     # many such transactions a worker process keeps open at once (see workers/group.py).
     hookyard_store_group_events: int = Field(default=1000, ge=1, le=100_000)
     hookyard_store_flushers: int = Field(default=1, ge=1, le=64)
+    # Dead-letter breaker: an actor with this many dead letters within the window stops consuming
+    # until `hookyard dlq breaker reset` (0 turns it off); see workers/breaker.py.
+    hookyard_breaker_limit: int = Field(default=100, ge=0)
+    hookyard_breaker_window: float = Field(default=60.0, gt=0)
     # Worker process i serves /metrics on this port + i; 0 turns the servers off.
     hookyard_worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
     hookyard_scheduler_metrics_port: int = Field(default=9292, ge=0, le=65535)

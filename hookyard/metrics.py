@@ -49,6 +49,10 @@ EVENTS_RAW_KEPT = Counter(
 )
 # Messages or events sent to the dead letters, by queue and reason code.
 DEAD_LETTERS = Counter("hookyard_dead_letters_total", "Dead letters recorded", ["queue", "reason"])
+# 1 while an actor's dead-letter breaker is open (its messages wait in the queue), as this worker sees it.
+BREAKER_OPEN = Gauge("hookyard_breaker_open", "Dead-letter breaker open", ["actor"])
+# Times this worker opened an actor's dead-letter breaker.
+BREAKER_TRIPS = Counter("hookyard_breaker_trips_total", "Dead-letter breaker trips", ["actor"])
 # Transient failures (database unreachable, deadlock) that send a message back for a retry.
 TRANSIENT_FAILURES = Counter("hookyard_transient_failures_total", "Transient store failures", ["kind"])
 # Time of one store transaction (one or more broker messages' events), commit included.

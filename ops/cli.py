@@ -431,6 +431,48 @@ def dlq_purge(database_url: str | None, yes: bool, include_replayed: bool, **fil
     click.echo(f"{ops_dlq.purge(settings.database_url, [row['id'] for row in rows])} dead letter(s) purged")
 
 
+@dlq.group("breaker")
+def dlq_breaker() -> None:
+    """The dead-letter circuit breaker: which actors it holds, and resuming them."""
+
+
+@dlq_breaker.command("status")
+@click.argument("actor", required=False)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document")
+@database_option
+def dlq_breaker_status(actor: str | None, as_json: bool, database_url: str | None) -> None:
+    """Show each actor's breaker: open (its messages wait in the queue) or closed."""
+    from ops import dlq as ops_dlq  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url)
+    rows = ops_dlq.breaker_status(settings.database_url, actor)
+    if as_json:
+        click.echo(json.dumps(rows, default=str))
+        return
+    if not rows:
+        click.echo("no breaker has ever opened; every actor consumes")
+        return
+    for row in rows:
+        since = ""
+        if row["state"] == "open":
+            since = f" since {row['opened_at']:%Y-%m-%d %H:%M:%S%z}: {row['detail']}"
+        click.echo(f"{row['actor']:<24} {row['state']:<6} trips={row['trips']}{since}")
+
+
+@dlq_breaker.command("reset")
+@click.argument("actor", required=False)
+@database_option
+def dlq_breaker_reset(actor: str | None, database_url: str | None) -> None:
+    """Close the breaker of ACTOR (or every open one): its workers consume again within seconds."""
+    from ops import dlq as ops_dlq  # noqa: PLC0415
+
+    settings = _settings(database_url=database_url)
+    closed = ops_dlq.breaker_reset(settings.database_url, actor)
+    if not closed:
+        raise HookyardError(f"no open breaker{' for ' + actor if actor else ''}; nothing to reset")
+    click.echo(f"breaker closed for {', '.join(closed)}; dead letters before now no longer count")
+
+
 _SCENARIOS = ("e2e", "ingest", "drain", "latency", "soak", "naive")
 _STEADY = ("latency", "soak")  # the targets name a size for these: small unless --size says otherwise
 

@@ -101,3 +101,18 @@ def replay(
 def purge(database_url: str, ids: list[int]) -> int:
     with _connect(database_url) as conn, conn.transaction():
         return len(conn.execute(queries()["dlq_purge"], {"ids": ids}).fetchall())
+
+
+def breaker_status(database_url: str, actor: str | None = None) -> list[dict[str, Any]]:
+    """Every actor's dead-letter breaker that ever tripped (or one actor's)."""
+    with _connect(database_url) as conn:
+        return conn.execute(queries()["breaker_status"], {"actor": actor}).fetchall()
+
+
+def breaker_reset(database_url: str, actor: str | None = None) -> list[str]:
+    """Close open breakers (one actor's, or all); the actors that were closed.
+
+    Workers resume within seconds; dead letters from before the reset stop counting.
+    """
+    with _connect(database_url) as conn, conn.transaction():
+        return [row["actor"] for row in conn.execute(queries()["breaker_reset"], {"actor": actor}).fetchall()]

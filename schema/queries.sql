@@ -100,3 +100,38 @@ RETURNING d.id, d.queue, d.body;
 
 -- name: dlq_purge --
 DELETE FROM dead_letters WHERE id = ANY (%(ids)s::bigint[]) RETURNING id;
+
+-- name: breaker_recent_dead_letters --
+-- An actor's dead letters within the window, not counting those before the breaker's last reset.
+SELECT count(*) AS recent
+FROM dead_letters
+WHERE actor = %(actor)s
+  AND failed_at > greatest(now() - make_interval(secs => %(window)s),
+                           coalesce((SELECT reset_at FROM consumer_breakers WHERE actor = %(actor)s),
+                                    '-infinity'));
+
+-- name: breaker_trip --
+-- Open an actor's breaker; returns a row only for the call that opened it.
+INSERT INTO consumer_breakers AS b (actor, state, opened_at, dead_letters, window_seconds, detail, trips)
+VALUES (%(actor)s, 'open', now(), %(dead_letters)s, %(window)s, %(detail)s, 1)
+ON CONFLICT (actor) DO UPDATE
+SET state = 'open', opened_at = now(), dead_letters = excluded.dead_letters,
+    window_seconds = excluded.window_seconds, detail = excluded.detail, trips = b.trips + 1
+WHERE b.state = 'closed'
+RETURNING actor;
+
+-- name: breaker_open_actors --
+SELECT actor FROM consumer_breakers WHERE state = 'open';
+
+-- name: breaker_status --
+SELECT actor, state, opened_at, dead_letters, window_seconds, detail, reset_at, trips
+FROM consumer_breakers
+WHERE %(actor)s::text IS NULL OR actor = %(actor)s::text
+ORDER BY actor;
+
+-- name: breaker_reset --
+-- Close breakers (one actor, or every open one); dead letters before now stop counting.
+UPDATE consumer_breakers
+SET state = 'closed', reset_at = now()
+WHERE state = 'open' AND (%(actor)s::text IS NULL OR actor = %(actor)s::text)
+RETURNING actor;

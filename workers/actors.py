@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from contracts import SCHEMA_VERSION, EventBatch
 from hookyard.errors import PoisonMessage, TransientError
+from workers.breaker import Breaker, BreakerGate
 from workers.registry import CONSUMERS, Consumer
 from workers.store import DeadLetter, Store
 
@@ -123,10 +124,22 @@ def parse_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> EventBatch:
         ) from None
 
 
-def register_actors(broker: RabbitmqBroker, store: Store) -> dict[str, dramatiq.Actor[Any, Any]]:
-    """Declare every consumer of the registry on ``broker``, bound to ``store``."""
+def register_actors(
+    broker: RabbitmqBroker, store: Store, breaker: Breaker | None = None
+) -> dict[str, dramatiq.Actor[Any, Any]]:
+    """Declare every consumer of the registry on ``broker``, bound to ``store``.
+
+    With a ``breaker``, a flood of dead letters holds the actor's messages in the queue.
+    """
     events = CONSUMERS["events"]
     dead = CONSUMERS["dead_letters"]
+    if breaker is not None:
+        gated = [consumer.route.actor for consumer in CONSUMERS.values() if consumer.breaker]
+        broker.add_middleware(BreakerGate(breaker, gated), before=AgeLimit)
+
+    def dead_lettered(actor: str) -> None:
+        if breaker is not None:
+            breaker.dead_lettered(actor)
 
     def store_events(*args: Any, **kwargs: Any) -> None:
         message = CurrentMessage.get_current_message()
@@ -146,6 +159,7 @@ def register_actors(broker: RabbitmqBroker, store: Store) -> dict[str, dramatiq.
                     message_id=message.message_id,
                 )
             )
+            dead_lettered(message.actor_name)
             return
         if len(batch.events) == 1:
             structlog.contextvars.bind_contextvars(
@@ -159,6 +173,8 @@ def register_actors(broker: RabbitmqBroker, store: Store) -> dict[str, dramatiq.
             duplicates=result.duplicates,
             dead_lettered=len(result.dead_letters),
         )
+        if result.dead_letters:
+            dead_lettered(message.actor_name)
         if log.is_enabled_for(logging.DEBUG):  # a hundred no-op calls per message add up
             for source, delivery_id in result.stored:
                 log.debug("event_stored", source=source, delivery_id=delivery_id)
@@ -178,6 +194,7 @@ def register_actors(broker: RabbitmqBroker, store: Store) -> dict[str, dramatiq.
                 message_id=str(message_data.get("message_id")),
             )
         )
+        dead_lettered(str(message_data.get("actor_name")))
 
     return {
         events.name: dramatiq.Actor(

@@ -23,6 +23,9 @@ class Consumer:
     route: Route
     description: str
     retry: RetryPolicy = RetryPolicy()
+    #: Held by the dead-letter breaker when its dead letters flood (see workers/breaker.py).
+    #: Off for the actor that records dead letters: it must keep draining.
+    breaker: bool = True
 
 
 CONSUMERS: dict[str, Consumer] = {
@@ -33,6 +36,7 @@ CONSUMERS: dict[str, Consumer] = {
             "dead_letters",
             RETRIES_EXHAUSTED,
             "records messages whose retries ran out in the dead_letters table",
+            breaker=False,
         ),
     )
 }

@@ -18,6 +18,7 @@ from psycopg_pool import ConnectionPool
 from hookyard.config import Settings
 from hookyard.logging import configure_logging
 from workers.actors import build_broker, register_actors
+from workers.breaker import Breaker
 from workers.group import GroupCommit
 from workers.registry import QUEUES
 from workers.store import EventStore
@@ -52,7 +53,8 @@ def run_worker_process(settings: Settings, *, threads: int, index: int, parent_p
         max_events=settings.hookyard_store_group_events,
         flushers=settings.hookyard_store_flushers,
     )
-    register_actors(broker, store)
+    breaker = Breaker(pool, limit=settings.hookyard_breaker_limit, window=settings.hookyard_breaker_window)
+    register_actors(broker, store, breaker)
     if settings.hookyard_worker_metrics_port:
         port = settings.hookyard_worker_metrics_port + index
         try:
