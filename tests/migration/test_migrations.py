@@ -24,7 +24,7 @@ EXPECTED_COLUMNS = {
         "stored_at": "timestamp with time zone", "event_type": "text", "action": "text", "repository": "text",
         "actor": "text", "team": "text", "channel": "text", "entity_type": "text", "entity_id": "text",
         "project": "text", "service": "text", "environment": "text", "version": "text", "status": "text",
-        "payload": "jsonb", "payload_raw": "text", "payload_issue": "text",
+        "payload": "jsonb", "payload_raw": "text", "payload_issue": "text", "project_id": "bigint",
     },
     "event_keys": {"source": "text", "delivery_id": "text", "received_at": "timestamp with time zone"},
     "dead_letters": {
@@ -33,6 +33,28 @@ EXPECTED_COLUMNS = {
         "body": "bytea", "failed_at": "timestamp with time zone", "replayed_at": "timestamp with time zone",
         "replay_count": "integer",
     },
+    "consumer_breakers": {
+        "actor": "text", "state": "text", "opened_at": "timestamp with time zone", "dead_letters": "integer",
+        "window_seconds": "double precision", "detail": "text", "reset_at": "timestamp with time zone",
+        "trips": "integer",
+    },
+    "organizations": {
+        "id": "bigint", "slug": "text", "name": "text", "created_at": "timestamp with time zone",
+        "updated_at": "timestamp with time zone",
+    },
+    "projects": {
+        "id": "bigint", "organization_id": "bigint", "slug": "text", "name": "text", "status": "USER-DEFINED",
+        "description": "text", "git_url": "text", "last_commit_hash": "text", "tech_stack": "jsonb",
+        "dependencies": "jsonb", "language_stats": "jsonb", "greediness": "numeric", "metadata": "jsonb",
+        "created_at": "timestamp with time zone", "updated_at": "timestamp with time zone",
+        "archived_at": "timestamp with time zone",
+    },
+    "project_keys": {
+        "id": "bigint", "project_id": "bigint", "key_hash": "text", "key_prefix": "text", "label": "text",
+        "scopes": "ARRAY", "created_at": "timestamp with time zone", "revoked_at": "timestamp with time zone",
+        "last_used_at": "timestamp with time zone",
+    },
+    "project_links": {"target": "text", "project_id": "bigint", "created_at": "timestamp with time zone"},
     "schema_migrations": {
         "version": "integer", "name": "text", "checksum": "text", "applied_at": "timestamp with time zone",
     },
