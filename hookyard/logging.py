@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from hookyard.outages import BrokerLogFilter
+
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     """Route structlog and the standard library (dramatiq, pika, uvicorn) through one renderer.
@@ -39,6 +41,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    # A broker outage is two lines, not a CRITICAL line and tracebacks per reconnect attempt.
+    handler.addFilter(BrokerLogFilter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.processors.format_exc_info],
@@ -48,7 +52,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # pika narrates every connection step at INFO; keep its warnings only.
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    # pika narrates every connection step at INFO. BrokerLogFilter drops all of it, but reads the
+    # INFO record that says a consumer is back, so pika must emit INFO (once per connection).
+    logging.getLogger("pika").setLevel(logging.INFO)
     logging.getLogger("aiormq").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

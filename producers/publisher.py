@@ -25,6 +25,7 @@ from contracts import EventEnvelope, encode_batch
 from contracts.topology import EVENTS, queue_declarations
 from hookyard import metrics
 from hookyard.errors import PublishFailed
+from hookyard.outages import BrokerOutage, one_line
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +61,8 @@ class Publisher:
         self._keeper: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
+        self._outage = BrokerOutage()
+        metrics.export_broker_connected()
 
     @property
     def connected(self) -> bool:
@@ -179,6 +182,12 @@ class Publisher:
         return None
 
     async def _keep_connected(self) -> None:
+        """Connect, and reconnect with backoff until stopped.
+
+        An outage logs ``broker_connection_lost`` once when it starts (or when the first
+        connection fails) and ``broker_connection_restored`` once when a channel is open again;
+        the attempts in between log nothing.
+        """
         delay = 0.2
         while not self._stopping:
             try:
@@ -188,14 +197,19 @@ class Publisher:
                     await channel.queue_declare(name, durable=True, arguments=arguments)
                 self._channel = channel
                 metrics.BROKER_CONNECTED.set(1)
+                if not self._ready.is_set() and not self._outage.ongoing:
+                    log.info("broker_connected")
                 self._ready.set()
-                log.info("broker_connected")
+                self._outage.back(self)
                 delay = 0.2
                 await self._connection.closing
+                if not self._stopping:
+                    self._outage.lost(self, "the connection closed")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure to connect means: wait and try again
-                log.warning("broker_unreachable", error=repr(exc), retry_in=delay)
+                if not self._stopping:
+                    self._outage.lost(self, one_line(exc))
             finally:
                 self._channel = None
                 metrics.BROKER_CONNECTED.set(0)
