@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import functools
 import json
-import socket
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import click
 
@@ -38,6 +36,19 @@ def amqp_option(fn: F) -> F:
         default=None,
         help="RabbitMQ URL, vhost included [default: amqp://guest:guest@127.0.0.1:5672/%2F]",
     )(fn)
+
+
+def worker_processes_option(*names: str, help_text: str) -> Callable[[F], F]:
+    """The worker fleet's process count: `worker` runs that many, `preflight` lists their metrics."""
+    return click.option(
+        *names,
+        type=click.IntRange(1, 64),
+        default=available_cpus(),
+        show_default="one per CPU",
+        envvar="HOOKYARD_WORKER_PROCESSES",
+        show_envvar=True,
+        help=help_text,
+    )
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -110,15 +121,8 @@ def serve(host: str, port: int, database_url: str | None, amqp_url: str | None) 
 
 
 @cli.command()
-@click.option(
-    "--processes",
-    "-p",
-    type=click.IntRange(1, 64),
-    default=available_cpus(),
-    show_default="one per CPU",
-    envvar="HOOKYARD_WORKER_PROCESSES",
-    show_envvar=True,
-    help="Worker processes (each has one RabbitMQ consumer and its own GIL)",
+@worker_processes_option(
+    "--processes", "-p", help_text="Worker processes (each has one RabbitMQ consumer and its own GIL)"
 )
 @click.option(
     "--threads",
@@ -160,16 +164,6 @@ def scheduler(once: bool, database_url: str | None) -> None:
     sys.exit(run_scheduler(settings))
 
 
-def _reachable(url: str, default_port: int) -> str | None:
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
-    try:
-        socket.create_connection((host, port), timeout=2).close()
-    except OSError as exc:
-        return f"{host}:{port} ({exc.strerror or exc})"
-    return None
-
-
 @cli.command()
 @database_option
 @amqp_option
@@ -182,23 +176,35 @@ def _reachable(url: str, default_port: int) -> str | None:
     show_default=True,
     help="The port `hookyard serve` listens on",
 )
-def preflight(database_url: str | None, amqp_url: str | None, port: int) -> None:
-    """Check that PostgreSQL and RabbitMQ answer, and print the fleet's URLs."""
+@worker_processes_option("--worker-processes", help_text="Worker processes, one metrics port each")
+@click.option(
+    "--require-migrated",
+    is_flag=True,
+    help="Fail, rather than warn, when the database is missing or has pending migrations",
+)
+def preflight(
+    database_url: str | None, amqp_url: str | None, port: int, worker_processes: int, require_migrated: bool
+) -> None:
+    """Log in to RabbitMQ and PostgreSQL, check the vhost, database and migrations; print the URLs.
+
+    Each problem is one line saying what to do; any failure exits 1. A database that does not exist
+    yet or has migrations pending is only a warning, because `make run` runs `hookyard migrate`
+    right after preflight; --require-migrated makes it a failure (a deploy that migrates elsewhere).
+    """
+    from ops.preflight import check_postgres, check_rabbitmq  # noqa: PLC0415
+
     settings = _settings(database_url=database_url, amqp_url=amqp_url)
-    problems = []
-    if where := _reachable(settings.database_url, 5432):
-        problems.append(
-            f"PostgreSQL is unreachable at {where}. Start it: `docker compose up -d postgres`, or "
-            "`pg_ctlcluster 15 main start` on a Debian host."
-        )
-    if where := _reachable(settings.amqp_url, 5672):
-        problems.append(
-            f"RabbitMQ is unreachable at {where}. Start it: `docker compose up -d rabbitmq`, or "
-            "`rabbitmq-server -detached` on a host install."
-        )
-    if problems:
-        raise HookyardError(" ".join(problems))
-    metrics_port = settings.hookyard_worker_metrics_port
+    _logging(settings)  # its filter keeps pika's own account of a refused login off the terminal
+    findings = [
+        *check_rabbitmq(settings.amqp_url),
+        *check_postgres(settings.database_url, require_migrated=require_migrated),
+    ]
+    if failures := [finding.text for finding in findings if finding.fatal]:
+        for text in failures:
+            click.echo(f"hookyard: {text}", err=True)
+        sys.exit(1)
+    for finding in findings:
+        click.echo(f"WARNING: {finding.text}")
     development = [
         name
         for name, values in (
@@ -213,21 +219,37 @@ def preflight(database_url: str | None, amqp_url: str | None, port: int) -> None
         click.echo(
             f"WARNING: development secrets in use for {', '.join(development)}; set real ones in production."
         )
-    click.echo(
-        "\n".join(
-            [
-                "Hookyard is starting:",
-                f"  ingest        http://127.0.0.1:{port}/webhooks/{{github,slack,linear}}  /v1/deployments",
-                f"  web metrics   http://127.0.0.1:{port}/metrics",
-                f"  worker metrics http://127.0.0.1:{metrics_port}/metrics" if metrics_port else "",
-                f"  scheduler metrics http://127.0.0.1:{settings.hookyard_scheduler_metrics_port}/metrics",
-                f"  readiness     http://127.0.0.1:{port}/readyz",
-                f"  database      {redact_url(settings.database_url)}",
-                f"  broker        {redact_url(settings.amqp_url)}",
-                "Try it: in another terminal, `make demo`.",
-            ]
-        )
-    )
+    click.echo("\n".join(banner(settings, port=port, worker_processes=worker_processes)))
+
+
+def banner(settings: Settings, *, port: int, worker_processes: int) -> list[str]:
+    """The lines `make run` shows: where to send events and where each process serves its metrics.
+
+    Worker process i serves on HOOKYARD_WORKER_METRICS_PORT + i (workers/runner.py), so every one
+    of them is listed.
+    """
+    metrics_host = settings.hookyard_metrics_host
+    # A wildcard bind address is reached through loopback on this machine.
+    host = "127.0.0.1" if metrics_host in {"0.0.0.0", "::", ""} else metrics_host  # noqa: S104
+    base = settings.hookyard_worker_metrics_port
+    workers = [
+        f"http://{host}:{base + index}/metrics  (worker process {index})" for index in range(worker_processes)
+    ]
+    scheduler_port = settings.hookyard_scheduler_metrics_port
+    scheduler = f"http://{host}:{scheduler_port}/metrics"
+    label = 19
+    return [
+        "Hookyard is starting:",
+        f"  {'ingest':<{label}}http://127.0.0.1:{port}/webhooks/{{github,slack,linear}}  /v1/deployments",
+        f"  {'web metrics':<{label}}http://127.0.0.1:{port}/metrics",
+        f"  {'worker metrics':<{label}}{workers[0] if base else 'off (HOOKYARD_WORKER_METRICS_PORT=0)'}",
+        *(f"  {'':<{label}}{line}" for line in workers[1:] if base),
+        f"  {'scheduler metrics':<{label}}{scheduler if scheduler_port else 'off'}",
+        f"  {'readiness':<{label}}http://127.0.0.1:{port}/readyz",
+        f"  {'database':<{label}}{redact_url(settings.database_url)}",
+        f"  {'broker':<{label}}{redact_url(settings.amqp_url)}",
+        "Try it: in another terminal, `make demo`.",
+    ]
 
 
 @cli.command()

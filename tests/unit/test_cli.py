@@ -213,7 +213,13 @@ def test_preflight_names_the_unreachable_service_and_how_to_start_it():
         DATABASE_URL="postgresql://postgres@127.0.0.1:1/hookyard",
         AMQP_URL="amqp://guest:guest@127.0.0.1:1/%2F",
     )
-    message = assert_one_line_error(result, 1)
-    assert "PostgreSQL is unreachable at 127.0.0.1:1" in message
-    assert "RabbitMQ is unreachable at 127.0.0.1:1" in message
-    assert "docker compose up -d" in message
+    # One line per problem, each with its remedy.
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    rabbitmq, postgres = lines
+    assert "RabbitMQ is unreachable at 127.0.0.1:1" in rabbitmq
+    assert "PostgreSQL is unreachable at 127.0.0.1:1" in postgres
+    assert all("docker compose up -d" in line for line in lines)
