@@ -607,6 +607,82 @@ def bench_report(results: Path) -> None:
     click.echo(markdown(load(results)))
 
 
+# The settings each command reads with no flag of its own, by Settings field. A flag's variable is
+# shown by its option (show_envvar); names and defaults come from hookyard.config.Settings.
+_SECRETS = ("github_webhook_secret", "slack_signing_secret", "linear_webhook_secret", "hookyard_ingest_token")
+_LOGGING = ("hookyard_log_level", "hookyard_log_format")
+ENVIRONMENT: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("migrate",): _LOGGING,
+    ("serve",): (
+        *_SECRETS,
+        "hookyard_max_body_bytes",
+        "hookyard_confirm_timeout",
+        "hookyard_publish_batch",
+        "hookyard_publish_in_flight",
+        *_LOGGING,
+    ),
+    ("worker",): (
+        "hookyard_store_group_events",
+        "hookyard_store_flushers",
+        "hookyard_breaker_limit",
+        "hookyard_breaker_window",
+        "hookyard_worker_metrics_port",
+        "hookyard_metrics_host",
+        *_LOGGING,
+    ),
+    ("scheduler",): (
+        "hookyard_partitions_ahead",
+        "hookyard_retention_months",
+        "hookyard_scheduler_interval",
+        "hookyard_scheduler_metrics_port",
+        "hookyard_metrics_host",
+        *_LOGGING,
+    ),
+    ("preflight",): (
+        *_SECRETS,
+        "hookyard_worker_metrics_port",
+        "hookyard_scheduler_metrics_port",
+        "hookyard_metrics_host",
+        *_LOGGING,
+    ),
+    ("demo",): _SECRETS,
+    ("bench",): _LOGGING,
+}
+
+
+def environment_epilog(command: click.Command, fields: tuple[str, ...]) -> str:
+    """The "Environment" section of ``command``'s --help: each variable it reads without a flag.
+
+    A variable that one of the command's options already shows is left out.
+    """
+    shown = {str(param.envvar) for param in command.params if param.envvar}
+    rows = []
+    for field in fields:
+        variable = field.upper()  # Settings reads each field from its upper-cased name, no prefix
+        if variable in shown:
+            continue
+        default = Settings.model_fields[field].default
+        rows.append((variable, ",".join(default) or "unset" if isinstance(default, tuple) else str(default)))
+    if not rows:
+        return ""
+    width = max(len(variable) for variable, _ in rows)
+    lines = [f"  {variable:<{width}}  [default: {default}]" for variable, default in rows]
+    # \b keeps click from rewrapping the table into one paragraph.
+    return "\b\nEnvironment (besides the variables of the options above):\n" + "\n".join(lines)
+
+
+def _document_environment() -> None:
+    for path, fields in ENVIRONMENT.items():
+        command: click.Command = cli
+        for name in path:
+            assert isinstance(command, click.Group)
+            command = command.commands[name]
+        command.epilog = environment_epilog(command, fields)
+
+
+_document_environment()
+
+
 def main() -> None:
     """Entry point: one line and a non-zero exit for every error, never a traceback."""
     try:
