@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test bench lint typecheck install clean
+.PHONY: run demo test bench lint typecheck install clean promtool
 
 # Development secrets for `make run` and `make demo` when none are set, so the demo can sign its
 # deliveries in the first minute. `hookyard preflight` says loudly when these are in use.
@@ -33,10 +33,17 @@ run: $(STAMP)
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
 
 ## make test: the whole suite against real PostgreSQL and RabbitMQ, each run in its own database and vhost.
-test: $(STAMP)
+test: $(STAMP) promtool
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# promtool checks and unit-tests ops/prometheus/alerts.yml (tests/unit/test_alert_rules.py). Debian
+# ships it only in the prometheus package, server included; no smaller package has it.
+promtool:
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -qq --no-install-recommends prometheus \
+		|| { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; }; } >/dev/null; } \
+		|| echo "the alert-rule tests need promtool: sudo apt-get install --no-install-recommends prometheus" >&2
 
 ## make demo: post signed sample deliveries of every source to the fleet `make run` started.
 demo: $(STAMP)
