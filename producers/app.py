@@ -27,7 +27,7 @@ from hookyard.errors import PublishFailed
 from producers import deployments, github, linear, slack
 from producers.deliveries import Verified, guard_headers
 from producers.errors import IngestError
-from producers.openapi import openapi_document
+from producers.openapi import openapi_json
 from producers.publisher import Publisher
 from producers.router import MethodNotAllowed, Router
 
@@ -304,7 +304,7 @@ class IngestApp:
         return Response(200, generate_latest(), content_type=CONTENT_TYPE_LATEST.encode())
 
     async def _openapi(self, request: Request) -> Response:
-        return json_response(openapi_document())
+        return Response(200, openapi_json())
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -1,100 +1,597 @@
-"""The OpenAPI document served at ``/openapi.json``, built from the ``contracts`` models."""
+"""The OpenAPI 3.1 document served at ``/openapi.json``, built from the ``contracts`` models.
+
+Each endpoint is one ``Endpoint`` entry of ``ENDPOINTS``: its parameters, bodies and every answer it
+can give. A new endpoint joins the document by adding an entry. Bodies and answers name pydantic
+models directly (anywhere inside a JSON Schema dict); the builder turns them into
+``#/components/schemas/...`` references and hoists every model, nested ones included, into
+``components``, so no reference dangles. The answers every path can give because of the HTTP server
+itself (``EDGE_ANSWERS``) are added to each operation by the builder.
+"""
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 
 from contracts import DeploymentIn
+from contracts.responses import (
+    Accepted,
+    AcceptedBatch,
+    ErrorBody,
+    Health,
+    NotReady,
+    Ready,
+    SlackChallenge,
+    ValidationFailed,
+)
 from hookyard import __version__
 
-_ERROR = {
-    "type": "object",
-    "required": ["error", "detail"],
-    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+#: A JSON Schema, in which any value may be a pydantic model class standing for its reference.
+SchemaLike = type[BaseModel] | dict[str, Any]
+
+_REF_TEMPLATE = "#/components/schemas/{model}"
+
+#: A character that pydantic's whitespace stripping (Unicode White_Space) keeps.
+_NOT_WHITESPACE = "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+
+
+class _ContractJsonSchema(GenerateJsonSchema):
+    """pydantic's JSON Schema, saying also what stripping means for a string that must not be empty.
+
+    Under ``str_strip_whitespace`` a ``min_length`` counts what is left after stripping, so
+    ``" "`` is refused though pydantic's schema alone would call it valid.
+    """
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        json_schema = super().str_schema(schema)
+        strips = schema.get("strip_whitespace", self._config.str_strip_whitespace)
+        if strips and schema.get("min_length", 0) >= 1 and "pattern" not in json_schema:
+            json_schema["pattern"] = _NOT_WHITESPACE
+        return json_schema
+
+
+@dataclass(frozen=True)
+class Param:
+    """A request parameter (a header today; path and query parameters the same way)."""
+
+    name: str
+    description: str
+    location: Literal["header", "path", "query"] = "header"
+    required: bool = False
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+
+
+@dataclass(frozen=True)
+class Header:
+    """A response header."""
+
+    description: str
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One status an operation can answer with, its body and its headers."""
+
+    description: str
+    body: SchemaLike = ErrorBody
+    media_type: str = "application/json"
+    headers: Mapping[str, Header] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One operation: a method on a path, and everything it takes and answers."""
+
+    method: str
+    path: str
+    operation_id: str
+    summary: str
+    tag: str
+    answers: Mapping[int, Answer]
+    description: str = ""
+    params: tuple[Param, ...] = ()
+    #: Media type → schema of the request body; empty when the operation reads no body.
+    bodies: Mapping[str, SchemaLike] = field(default_factory=dict)
+    #: Names of ``SECURITY_SCHEMES`` any one of which authenticates the request.
+    security: tuple[str, ...] = ()
+
+
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "ingestToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`Authorization: Bearer <HOOKYARD_INGEST_TOKEN>`; every token of the rotation list "
+        "is accepted.",
+    },
+}
+
+_RETRY_AFTER = Header("Seconds to wait before retrying.", {"type": "integer", "minimum": 0})
+
+#: Answers of the HTTP server itself, before or around any route: possible on every path.
+EDGE_ANSWERS: dict[int, Answer] = {
+    400: Answer(
+        "`invalid_request`: not valid HTTP/1.1 (framing, Content-Length, chunks, a cut-short request)."
+    ),
+    408: Answer("`request_timeout`: the headers or the body did not arrive in time (HOOKYARD_*_TIMEOUT)."),
+    431: Answer("`headers_too_large`: request line and headers over HOOKYARD_MAX_HEADER_BYTES, or too many."),
+    503: Answer(
+        "`too_many_connections`: the process holds HOOKYARD_MAX_CONNECTIONS connections; this one is closed.",
+        headers={"Retry-After": _RETRY_AFTER},
+    ),
 }
 
 
-def _responses(*codes: int) -> dict[str, Any]:
-    described = {
-        200: "Slack url_verification challenge",
-        202: "Accepted: RabbitMQ confirmed the persistent message",
-        400: "Not valid JSON, or a required header or field is missing",
-        401: "Missing or wrong signature or token, stale timestamp, or no secret configured",
-        413: "Body larger than HOOKYARD_MAX_BODY_BYTES",
-        415: "Content type not taken by this endpoint",
-        422: "A /v1 body failed its schema; `errors` lists each field",
-        501: "Part of the contract, not built yet",
-        503: "RabbitMQ did not confirm in time; Retry-After is set",
-    }
-    out: dict[str, Any] = {}
-    for code in codes:
-        schema: dict[str, Any] = (
-            {"type": "object", "properties": {"delivery_id": {"type": "string"}}} if code == 202 else _ERROR
-        )
-        out[str(code)] = {"description": described[code], "content": {"application/json": {"schema": schema}}}
-    return out
+# -- answers shared by several endpoints ------------------------------------------------------------
+
+_ACCEPTED = Answer(
+    "Accepted: RabbitMQ confirmed the persistent message carrying the event. "
+    "Redelivering the same delivery later stores it once.",
+    Accepted,
+)
+_BROKER_UNAVAILABLE = Answer(
+    "`broker_unavailable`: RabbitMQ did not confirm within HOOKYARD_CONFIRM_TIMEOUT, or is unreachable. "
+    "The message may still have arrived; retrying is safe.",
+    headers={"Retry-After": _RETRY_AFTER},
+)
+_TOO_LARGE = Answer("`payload_too_large`: the body is larger than HOOKYARD_MAX_BODY_BYTES (refused unread).")
 
 
-def _webhook(summary: str, header: str, *, extra: tuple[int, ...] = ()) -> dict[str, Any]:
+def _unsupported(*media_types: str) -> Answer:
+    return Answer(f"`unsupported_media_type`: this endpoint takes {' or '.join(media_types)} only.")
+
+
+def _signature_refused(*extra: str) -> Answer:
+    codes = ["`missing_signature`", "`invalid_signature`", *extra, "`secret_not_configured`"]
+    return Answer(f"{', '.join(codes)}: the request is not signed with a configured secret.")
+
+
+_TOKEN_REFUSED = Answer(
+    "`missing_token`, `invalid_token`, or `secret_not_configured` (HOOKYARD_INGEST_TOKEN unset)."
+)
+_AUTH_REPEATED = "`duplicate_header` / `invalid_header`: Authorization is repeated or not UTF-8."
+
+
+def _webhook_answers(bad_request: str, *, extra: Mapping[int, Answer] | None = None) -> dict[int, Answer]:
     return {
-        "post": {
-            "summary": summary,
-            "parameters": [{"name": header, "in": "header", "required": True, "schema": {"type": "string"}}],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}}},
-            },
-            "responses": _responses(202, *extra, 400, 401, 413, 415, 503),
+        202: _ACCEPTED,
+        **(extra or {}),
+        400: Answer(
+            f"{bad_request} `duplicate_header` / `invalid_header`: an authentication, identity or timestamp "
+            "header is repeated or not UTF-8."
+        ),
+        413: _TOO_LARGE,
+        503: _BROKER_UNAVAILABLE,
+    }
+
+
+# -- request bodies of the senders (their formats, not ours: every field but the ones read is free) --
+
+_JSON_OBJECT = {"type": "object", "description": "Any JSON object; the fields read are described."}
+
+_GITHUB_DELIVERY = {
+    **_JSON_OBJECT,
+    "properties": {
+        "action": {"maxLength": 255, "description": "Stored as the event's action when it is a string."},
+        "repository": {"description": "`repository.full_name` is lifted out."},
+        "sender": {"description": "`sender.login` is lifted out."},
+    },
+}
+_GITHUB_FORM = {
+    "type": "object",
+    "required": ["payload"],
+    "properties": {
+        "payload": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "The JSON delivery, exactly as GitHub sends it with `Content type: "
+            "application/x-www-form-urlencoded`. A payload that is not a JSON object is 400.",
         }
+    },
+}
+_SLACK_URL_VERIFICATION = {
+    "type": "object",
+    "required": ["type", "challenge"],
+    "properties": {
+        "type": {"const": "url_verification"},
+        "challenge": {"type": "string"},
+        "token": {"type": "string"},
+    },
+}
+_SLACK_EVENT = {
+    **_JSON_OBJECT,
+    "properties": {
+        "type": {"not": {"const": "url_verification"}, "description": "`event_callback`, usually."},
+        "api_app_id": {"description": "Scopes `event_id`: the delivery id is `{api_app_id}:{event_id}`."},
+        "event_id": {"description": "The event's identity."},
+        "team_id": {"description": "Lifted out, with `event.channel` and `event.user`."},
+        "event": {"description": "`event.type` is stored as the event type, `event.subtype` as its action."},
+    },
+}
+_SLACK_REQUEST = {
+    "description": "An Events API request. `url_verification` is answered 200 with its challenge and "
+    "published nowhere; anything else is an event, identified by `api_app_id` and `event_id` (or the "
+    "SHA-256 of the body without them).",
+    "anyOf": [_SLACK_URL_VERIFICATION, _SLACK_EVENT],
+    "examples": [
+        {"type": "url_verification", "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": "3eZbrw1aBm2rZgRNFdx"},
+        {
+            "type": "event_callback",
+            "api_app_id": "A0HOOKYARD",
+            "event_id": "Ev0PV52K21",
+            "team_id": "T0001",
+            "event": {"type": "message", "channel": "C2147483705", "user": "U2147483697", "text": "Hi"},
+        },
+    ],
+}
+_LINEAR_WEBHOOK = {
+    **_JSON_OBJECT,
+    "required": ["webhookTimestamp"],
+    "properties": {
+        "webhookTimestamp": {
+            "type": "number",
+            "description": "Milliseconds since the epoch; refused (401) more than 60 s away from now.",
+        },
+        "type": {"maxLength": 255, "description": "The entity type, stored as the event type."},
+        "action": {"maxLength": 255, "description": "Stored as the event's action."},
+        "data": {"description": "`data.id`, `data.teamId` and `data.userId` are lifted out."},
+    },
+}
+
+_ONE_OR_MANY_DEPLOYMENTS = {
+    "oneOf": [
+        DeploymentIn,
+        {"type": "array", "items": DeploymentIn, "minItems": 1, "maxItems": 1000},
+    ],
+    "description": "One object, or an array of 1 to 1,000 accepted or refused whole.",
+}
+
+
+#: A printable ASCII identity of 1 to 255 characters (UTF-8 is accepted too; an empty one is missing).
+_IDENTITY: dict[str, Any] = {"minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"}
+
+
+def _header(name: str, description: str, *, required: bool = False, **schema: Any) -> Param:
+    return Param(name, description, required=required, schema={"type": "string", **schema})
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "POST",
+        "/webhooks/github",
+        "receiveGithubWebhook",
+        "A GitHub webhook delivery, JSON or form-encoded",
+        "webhooks",
+        params=(
+            _header(
+                "X-Hub-Signature-256",
+                "`sha256=<hex HMAC-SHA256 of the raw body>` with GITHUB_WEBHOOK_SECRET.",
+                required=True,
+                pattern="^sha256=[0-9a-fA-F]{64}$",
+            ),
+            _header("X-GitHub-Event", "The event type, stored as such.", required=True, **_IDENTITY),
+            _header("X-GitHub-Delivery", "The delivery's identity.", required=True, **_IDENTITY),
+        ),
+        bodies={"application/json": _GITHUB_DELIVERY, "application/x-www-form-urlencoded": _GITHUB_FORM},
+        answers=_webhook_answers(
+            "`invalid_json`, `invalid_form`, `missing_header` (X-GitHub-Event, X-GitHub-Delivery), "
+            "`missing_field` (`payload` of a form), `invalid_field` (an identity over 255 characters),"
+        )
+        | {
+            401: _signature_refused(),
+            415: _unsupported("application/json", "application/x-www-form-urlencoded"),
+        },
+    ),
+    Endpoint(
+        "POST",
+        "/webhooks/slack",
+        "receiveSlackEvent",
+        "A Slack Events API request",
+        "webhooks",
+        params=(
+            _header(
+                "X-Slack-Signature",
+                '`v0=<hex HMAC-SHA256 of "v0:{X-Slack-Request-Timestamp}:{raw body}">` with '
+                "SLACK_SIGNING_SECRET.",
+                required=True,
+                pattern="^v0=[0-9a-fA-F]{64}$",
+            ),
+            _header(
+                "X-Slack-Request-Timestamp",
+                "Unix seconds; refused (401) more than 300 s away from now.",
+                required=True,
+                pattern="^[0-9]{1,20}$",
+            ),
+            _header("X-Slack-Retry-Num", "Slack's retry count; logged, the event id makes it a duplicate."),
+            _header("X-Slack-Retry-Reason", "Why Slack retried; logged."),
+        ),
+        bodies={"application/json": _SLACK_REQUEST},
+        answers=_webhook_answers(
+            "`invalid_json`, `invalid_field` (an identity over 255 characters),",
+            extra={
+                200: Answer("Slack `url_verification`: its challenge, answered directly.", SlackChallenge)
+            },
+        )
+        | {401: _signature_refused("`stale_timestamp`"), 415: _unsupported("application/json")},
+    ),
+    Endpoint(
+        "POST",
+        "/webhooks/linear",
+        "receiveLinearWebhook",
+        "A Linear webhook",
+        "webhooks",
+        params=(
+            _header(
+                "Linear-Signature",
+                "`<hex HMAC-SHA256 of the raw body>` with LINEAR_WEBHOOK_SECRET.",
+                required=True,
+                pattern="^[0-9a-fA-F]{64}$",
+            ),
+            _header(
+                "Linear-Delivery",
+                "The delivery's identity; without it, the SHA-256 of the body.",
+                **_IDENTITY,
+            ),
+            _header("Linear-Event", "The entity type, when the body has no `type`.", maxLength=255),
+        ),
+        bodies={"application/json": _LINEAR_WEBHOOK},
+        answers=_webhook_answers(
+            "`invalid_json`, `missing_field` / `invalid_field` (`webhookTimestamp`, or an identity over 255 "
+            "characters),"
+        )
+        | {401: _signature_refused("`stale_timestamp`"), 415: _unsupported("application/json")},
+    ),
+    Endpoint(
+        "POST",
+        "/v1/deployments",
+        "ingestDeployments",
+        "Deployment events from a pipeline",
+        "v1",
+        description="The body's `id` is the client's idempotency key: sending it again stores nothing new.",
+        security=("ingestToken",),
+        bodies={"application/json": _ONE_OR_MANY_DEPLOYMENTS},
+        answers={
+            202: Answer(
+                _ACCEPTED.description + " One event answers `delivery_id`; several, `delivery_ids` in order.",
+                {"anyOf": [Accepted, AcceptedBatch]},
+            ),
+            400: Answer(
+                f"`invalid_json`: not JSON, or JSON but neither an object nor an array. {_AUTH_REPEATED}"
+            ),
+            401: _TOKEN_REFUSED,
+            413: _TOO_LARGE,
+            415: _unsupported("application/json"),
+            422: Answer(
+                "`validation_failed`: an object fails its schema, or the array is empty or longer than "
+                "1,000. Nothing of the request is kept.",
+                ValidationFailed,
+            ),
+            503: _BROKER_UNAVAILABLE,
+        },
+    ),
+    *(
+        Endpoint(
+            "POST",
+            path,
+            operation_id,
+            f"{what}: in the contract, not built yet",
+            "v1",
+            description="Answers 501 `not_implemented` after the bearer check and stores nothing. The body "
+            "is not read; its schema joins this document when the endpoint is built.",
+            security=("ingestToken",),
+            answers={
+                400: Answer(_AUTH_REPEATED),
+                401: _TOKEN_REFUSED,
+                501: Answer("`not_implemented`: nothing was stored."),
+            },
+        )
+        for path, operation_id, what in (
+            ("/v1/heartbeats", "ingestHeartbeats", "Service heartbeats"),
+            ("/v1/usage", "ingestUsage", "Usage records"),
+            ("/v1/errors", "ingestErrors", "Error reports"),
+        )
+    ),
+    Endpoint(
+        "GET",
+        "/healthz",
+        "health",
+        "Liveness: 200 while the process runs",
+        "operations",
+        answers={200: Answer("The process runs.", Health)},
+    ),
+    Endpoint(
+        "GET",
+        "/readyz",
+        "readiness",
+        "Readiness: the broker and the database answer",
+        "operations",
+        answers={
+            200: Answer("RabbitMQ is connected and PostgreSQL answers.", Ready),
+            503: Answer("`not_ready`: `failing` names what does not answer.", NotReady),
+        },
+    ),
+    Endpoint(
+        "GET",
+        "/metrics",
+        "metrics",
+        "Prometheus metrics of this web process",
+        "operations",
+        answers={
+            200: Answer("The Prometheus text exposition format.", {"type": "string"}, media_type="text/plain")
+        },
+    ),
+    Endpoint(
+        "GET",
+        "/openapi.json",
+        "openapi",
+        "This document",
+        "operations",
+        answers={
+            200: Answer(
+                "The OpenAPI 3.1 document.",
+                {"type": "object", "required": ["openapi", "info", "paths"]},
+            )
+        },
+    ),
+)
+
+#: Answers of the router, to requests that reach no operation (``components.responses``).
+ROUTER_ANSWERS: dict[str, Answer] = {
+    "NotFound": Answer("`not_found` (404): nothing is served at this path."),
+    "MethodNotAllowed": Answer(
+        "`method_not_allowed` (405): the path is served, under other methods.",
+        headers={"Allow": Header("The methods the path takes, comma-separated.")},
+    ),
+}
+
+#: What each tag of the operations means.
+TAGS: dict[str, str] = {
+    "webhooks": "Signed deliveries of the senders, verified over the raw body",
+    "v1": "Hookyard's own event API, with a bearer token",
+    "operations": "Health, readiness, metrics and this document",
+}
+
+_INFO_DESCRIPTION = """\
+Signed webhooks and `/v1` events in; `202` only once RabbitMQ has confirmed the message.
+
+Every error body is JSON: `{"error": "<stable code>", "detail": "<one human sentence>"}`, sometimes with
+more fields. Besides the answers listed per operation, a path that is not served answers `404`
+`not_found`, and a served path asked with another method answers `405` `method_not_allowed` with an
+`Allow` header naming its methods (`components.responses`)."""
+
+
+def _merge(own: Answer, edge: Answer) -> Answer:
+    """One status answered by the route and by the server: either body, and the headers of both."""
+    headers = {
+        name: replace(header, required=header.required and name in own.headers and name in edge.headers)
+        for name, header in {**edge.headers, **own.headers}.items()
+    }
+    return Answer(
+        f"{own.description} {edge.description}",
+        own.body if own.body is edge.body else {"anyOf": [own.body, edge.body]},
+        own.media_type,
+        headers,
+    )
+
+
+def build_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
+    """The OpenAPI document of ``endpoints``, every model they name hoisted into ``components``."""
+    endpoints = tuple(endpoints)
+    used: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
+
+    def collect(value: Any, mode: JsonSchemaMode) -> None:
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            used[(value, mode)] = None
+        elif isinstance(value, dict):
+            for item in value.values():
+                collect(item, mode)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item, mode)
+
+    for endpoint in endpoints:
+        for body in endpoint.bodies.values():
+            collect(body, "validation")
+        for given in (*endpoint.answers.values(), *EDGE_ANSWERS.values(), *ROUTER_ANSWERS.values()):
+            collect(given.body, "serialization")
+
+    refs, definitions = models_json_schema(
+        list(used), ref_template=_REF_TEMPLATE, schema_generator=_ContractJsonSchema
+    )
+
+    def resolve(value: Any, mode: JsonSchemaMode) -> Any:
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            return refs[(value, mode)]
+        if isinstance(value, dict):
+            return {key: resolve(item, mode) for key, item in value.items()}
+        if isinstance(value, list):
+            return [resolve(item, mode) for item in value]
+        return value
+
+    def response(item: Answer) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "description": item.description,
+            "content": {item.media_type: {"schema": resolve(item.body, "serialization")}},
+        }
+        if item.headers:
+            out["headers"] = {
+                name: {
+                    "description": header.description,
+                    "required": header.required,
+                    "schema": header.schema,
+                }
+                for name, header in item.headers.items()
+            }
+        return out
+
+    paths: dict[str, dict[str, Any]] = {}
+    for endpoint in endpoints:
+        operation: dict[str, Any] = {
+            "operationId": endpoint.operation_id,
+            "summary": endpoint.summary,
+            "tags": [endpoint.tag],
+        }
+        if endpoint.description:
+            operation["description"] = endpoint.description
+        if endpoint.params:
+            operation["parameters"] = [
+                {
+                    "name": param.name,
+                    "in": param.location,
+                    "description": param.description,
+                    "required": param.required or param.location == "path",
+                    "schema": param.schema,
+                }
+                for param in endpoint.params
+            ]
+        if endpoint.bodies:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    media_type: {"schema": resolve(schema, "validation")}
+                    for media_type, schema in endpoint.bodies.items()
+                },
+            }
+        if endpoint.security:
+            operation["security"] = [{name: []} for name in endpoint.security]
+        answers = dict(endpoint.answers)
+        for status, edge in EDGE_ANSWERS.items():
+            own = answers.get(status)
+            answers[status] = edge if own is None else _merge(own, edge)
+        operation["responses"] = {str(status): response(answers[status]) for status in sorted(answers)}
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
+
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Hookyard ingestion", "version": __version__, "description": _INFO_DESCRIPTION},
+        "tags": [
+            {"name": tag, "description": TAGS[tag]} if tag in TAGS else {"name": tag}
+            for tag in dict.fromkeys(endpoint.tag for endpoint in endpoints)
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "responses": {name: response(answer) for name, answer in ROUTER_ANSWERS.items()},
+            "securitySchemes": SECURITY_SCHEMES,
+        },
     }
 
 
 @functools.cache
+def openapi_json() -> bytes:
+    """The document, serialized once per process: ``/openapi.json`` answers these bytes."""
+    return orjson.dumps(build_document(ENDPOINTS))
+
+
 def openapi_document() -> dict[str, Any]:
-    deployment = DeploymentIn.model_json_schema(ref_template="#/components/schemas/{model}")
-    bearer: list[dict[str, list[str]]] = [{"ingestToken": []}]
-    body = {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "oneOf": [
-                        {"$ref": "#/components/schemas/DeploymentIn"},
-                        {"type": "array", "items": {"$ref": "#/components/schemas/DeploymentIn"}},
-                    ]
-                }
-            }
-        },
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Hookyard ingestion", "version": __version__},
-        "paths": {
-            "/webhooks/github": _webhook("GitHub webhook delivery", "X-Hub-Signature-256"),
-            "/webhooks/slack": _webhook("Slack Events API request", "X-Slack-Signature", extra=(200,)),
-            "/webhooks/linear": _webhook("Linear webhook", "Linear-Signature"),
-            "/v1/deployments": {
-                "post": {
-                    "summary": "Deployment events, one object or an array accepted whole",
-                    "security": bearer,
-                    "requestBody": body,
-                    "responses": _responses(202, 400, 401, 413, 415, 422, 503),
-                }
-            },
-            **{
-                path: {
-                    "post": {
-                        "summary": "Not built yet",
-                        "security": bearer,
-                        "responses": _responses(401, 501),
-                    }
-                }
-                for path in ("/v1/heartbeats", "/v1/usage", "/v1/errors")
-            },
-        },
-        "components": {
-            "schemas": {"DeploymentIn": deployment},
-            "securitySchemes": {"ingestToken": {"type": "http", "scheme": "bearer"}},
-        },
-    }
+    """A fresh copy of the served document (callers may change it)."""
+    parsed: dict[str, Any] = orjson.loads(openapi_json())
+    return parsed

@@ -57,4 +57,7 @@ def bearer_token_valid(tokens: Iterable[str], header: str) -> bool:
 
 def within_window(sent_at_seconds: float, now_seconds: float, window_seconds: float) -> bool:
     """True when a sender's timestamp is at most ``window_seconds`` away from now, either way."""
-    return abs(now_seconds - sent_at_seconds) <= window_seconds
+    try:
+        return abs(now_seconds - sent_at_seconds) <= window_seconds
+    except OverflowError:  # an integer too large for a float (a 400-digit timestamp) is far from now
+        return False
