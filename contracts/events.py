@@ -59,6 +59,11 @@ class EventEnvelope(BaseModel):
     received_at: AwareDatetime
     payload: str
     fields: EventFields = EventFields()
+    #: The project the event belongs to, when the producer knows it (a project key, a linked
+    #: webhook source, a known slug). A ``fields.project`` slug without an id is resolved, or
+    #: created as ``discovered``, by the worker. Optional, so messages of older producers read
+    #: the same; a worker older than this field refuses it (upgrade workers first).
+    project_id: int | None = Field(default=None, ge=1)
 
 
 class EventBatch(BaseModel):

@@ -6,6 +6,9 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+#: A project named in a body: its slug in the default organization, or ``org/slug``.
+PROJECT_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}(/[a-z0-9][a-z0-9_-]{0,63})?$"
+
 
 class DeploymentStatus(StrEnum):
     STARTED = "started"
@@ -24,7 +27,11 @@ class DeploymentIn(BaseModel):
     environment: str = Field(min_length=1, max_length=255)
     version: str = Field(min_length=1, max_length=255)
     status: DeploymentStatus
-    project: str | None = Field(default=None, max_length=255)
+    project: str | None = Field(
+        default=None,
+        pattern=PROJECT_NAME,
+        description="Project slug (or org/slug); defaults to the project key's own project",
+    )
     started_at: AwareDatetime | None = None
     finished_at: AwareDatetime | None = None
     commit_sha: str | None = Field(default=None, max_length=64)

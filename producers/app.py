@@ -21,19 +21,24 @@ import psycopg
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contracts.keys import Scope as KeyScope
 from hookyard import metrics
 from hookyard.config import Settings
 from hookyard.errors import PublishFailed
 from producers import deployments, github, linear, slack
 from producers.deliveries import Verified, guard_headers
 from producers.errors import IngestError
+from producers.keys import KeyRegistry, authenticate
 from producers.openapi import openapi_json
 from producers.publisher import Publisher
 from producers.router import MethodNotAllowed, Router
 
 log = structlog.get_logger(__name__)
 
-Verify = Callable[[Mapping[str, str], bytes, tuple[str, ...], datetime], Verified]
+#: Checks a request's body: (headers, body, what ``Authorize`` returned, received at) → events.
+Verify = Callable[[Mapping[str, str], bytes, Any, datetime], Verified]
+#: Runs before the body is read: a webhook's secrets, or the principal of a bearer request.
+Authorize = Callable[[Mapping[str, str]], Any]
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -52,7 +57,11 @@ def json_response(content: Any, status: int = 200, headers: tuple[tuple[bytes, b
 
 
 def error_response(exc: IngestError) -> Response:
-    return json_response(exc.body(), exc.status)
+    """SPEC's error body; a 503 says when to come back."""
+    return json_response(exc.body(), exc.status, headers=_RETRY_LATER if exc.status == 503 else ())
+
+
+_RETRY_LATER = ((b"retry-after", b"5"),)
 
 
 async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
@@ -121,36 +130,59 @@ class Request:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def _constant(secrets: tuple[str, ...]) -> Authorize:
+    """A webhook's authorization: its secrets, checked against the body by its verify."""
+    return lambda _headers: secrets
+
+
 class IngestApp:
     """The ASGI application. The publisher is started and stopped with the lifespan."""
 
-    def __init__(self, settings: Settings, publisher: Publisher | None = None) -> None:
+    def __init__(
+        self, settings: Settings, publisher: Publisher | None = None, registry: KeyRegistry | None = None
+    ) -> None:
         self.settings = settings
+        self.registry = registry or KeyRegistry(settings.database_url)
         self.publisher = publisher or Publisher(
             settings.amqp_url,
             confirm_timeout=settings.hookyard_confirm_timeout,
             max_batch=settings.hookyard_publish_batch,
             max_in_flight=settings.hookyard_publish_in_flight,
         )
-        self.secrets = {
-            "github": settings.github_webhook_secret,
-            "slack": settings.slack_signing_secret,
-            "linear": settings.linear_webhook_secret,
-            "deployment": settings.hookyard_ingest_token,
-        }
-        ingest_routes: dict[str, tuple[str, Verify, tuple[str, ...]]] = {
-            "/webhooks/github": ("github", github.verify, github.GUARDED_HEADERS),
-            "/webhooks/slack": ("slack", slack.verify, slack.GUARDED_HEADERS),
-            "/webhooks/linear": ("linear", linear.verify, linear.GUARDED_HEADERS),
-            "/v1/deployments": ("deployment", deployments.verify, deployments.GUARDED_HEADERS),
+        webhooks: dict[str, tuple[str, Verify, tuple[str, ...], tuple[str, ...]]] = {
+            "/webhooks/github": (
+                "github",
+                github.verify,
+                github.GUARDED_HEADERS,
+                settings.github_webhook_secret,
+            ),
+            "/webhooks/slack": ("slack", slack.verify, slack.GUARDED_HEADERS, settings.slack_signing_secret),
+            "/webhooks/linear": (
+                "linear",
+                linear.verify,
+                linear.GUARDED_HEADERS,
+                settings.linear_webhook_secret,
+            ),
         }
         self.router: Router[Handler] = Router()
-        for path, (source, verify, guarded) in ingest_routes.items():
-            self.router.add("POST", path, self._ingest(source, verify, guarded))
+        for path, (source, verify, guarded, secrets) in webhooks.items():
+            self.router.add(
+                "POST", path, self._ingest(source, verify, guarded, _constant(secrets), routed=True)
+            )
+        self.router.add(
+            "POST",
+            "/v1/deployments",
+            self._ingest(
+                "deployment",
+                self._deployments,
+                deployments.GUARDED_HEADERS,
+                self._bearer(KeyScope.DEPLOYMENTS),
+            ),
+        )
         for method, path, handler in (
-            ("POST", "/v1/heartbeats", self._not_built),
-            ("POST", "/v1/usage", self._not_built),
-            ("POST", "/v1/errors", self._not_built),
+            ("POST", "/v1/heartbeats", self._not_built(KeyScope.HEARTBEATS)),
+            ("POST", "/v1/usage", self._not_built(KeyScope.USAGE)),
+            ("POST", "/v1/errors", self._not_built(KeyScope.ERRORS)),
             ("GET", "/healthz", self._healthz),
             ("GET", "/readyz", self._readyz),
             ("GET", "/metrics", self._metrics),
@@ -215,7 +247,26 @@ class IngestApp:
         counter.inc()
         self._duration.get(endpoint, self._duration_other).observe(time.perf_counter() - started)
 
-    def _ingest(self, source: str, verify: Verify, guarded: tuple[str, ...]) -> Handler:
+    def _deployments(
+        self, headers: Mapping[str, str], raw: bytes, principal: Any, received_at: datetime
+    ) -> Verified:
+        return deployments.verify(headers, raw, principal, received_at, self.registry)
+
+    def _bearer(self, scope: KeyScope) -> Authorize:
+        """Authorize a ``/v1`` request by the operator token or a project key holding ``scope``."""
+        tokens = self.settings.hookyard_ingest_token
+        return lambda headers: authenticate(headers, tokens, self.registry, scope)
+
+    def _ingest(
+        self,
+        source: str,
+        verify: Verify,
+        guarded: tuple[str, ...],
+        authorize: Authorize,
+        *,
+        routed: bool = False,
+    ) -> Handler:
+        """verify → identify → publish → 202. ``routed`` events join the project their source is linked to."""
         accepted = metrics.EVENTS_ACCEPTED.labels(source)
 
         async def endpoint(request: Request) -> Response:
@@ -223,8 +274,9 @@ class IngestApp:
             headers = request.headers
             try:
                 guard_headers(headers, request.repeated, guarded)
+                credential = authorize(headers)
                 raw = await read_body(headers, request.receive, self.settings.hookyard_max_body_bytes)
-                verified = verify(headers, raw, self.secrets[source], received_at)
+                verified = verify(headers, raw, credential, received_at)
             except IngestError as exc:
                 metrics.EVENTS_REJECTED.labels(source, exc.code).inc()
                 log.info(
@@ -233,7 +285,7 @@ class IngestApp:
                 return error_response(exc)
             if verified.reply is not None:
                 return json_response(verified.reply)
-            events = verified.events
+            events = self.registry.route(verified.events) if routed else verified.events
             try:
                 await self.publisher.publish(events)
             except PublishFailed as exc:
@@ -264,20 +316,25 @@ class IngestApp:
 
         return endpoint
 
-    async def _not_built(self, request: Request) -> Response:
-        try:
-            guard_headers(request.headers, request.repeated, deployments.GUARDED_HEADERS)
-            deployments.authenticate(request.headers, self.settings.hookyard_ingest_token)
-        except IngestError as exc:
-            return error_response(exc)
-        return json_response(
-            {
-                "error": "not_implemented",
-                "detail": f"{request.scope['path']} is in the contract but not built yet; "
-                "nothing was stored.",
-            },
-            501,
-        )
+    def _not_built(self, scope: KeyScope) -> Handler:
+        authorize = self._bearer(scope)
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                guard_headers(request.headers, request.repeated, deployments.GUARDED_HEADERS)
+                authorize(request.headers)
+            except IngestError as exc:
+                return error_response(exc)
+            return json_response(
+                {
+                    "error": "not_implemented",
+                    "detail": f"{request.scope['path']} is in the contract but not built yet; "
+                    "nothing was stored.",
+                },
+                501,
+            )
+
+        return endpoint
 
     async def _healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})
@@ -319,6 +376,8 @@ class IngestApp:
             elif message["type"] == "lifespan.shutdown":
                 with contextlib.suppress(Exception):
                     await self.publisher.stop()
+                with contextlib.suppress(Exception):
+                    await self.registry.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -330,10 +389,16 @@ class IngestApp:
             ("HOOKYARD_INGEST_TOKEN", self.settings.hookyard_ingest_token),
         ):
             if not values:
-                log.warning(
-                    "source_disabled", variable=variable, detail=f"{variable} is unset: 401 for its source"
+                consequence = (
+                    "only project keys are accepted on /v1"
+                    if variable == "HOOKYARD_INGEST_TOKEN"
+                    else "401 for its source"
                 )
-        await self.publisher.start(wait=5)
+                log.warning(
+                    "source_disabled", variable=variable, detail=f"{variable} is unset: {consequence}"
+                )
+        # Keys load in the background; a database that is down at start delays project keys only.
+        await asyncio.gather(self.registry.start(wait=5), self.publisher.start(wait=5))
 
 
 def create_app(settings: Settings, publisher: Publisher | None = None) -> IngestApp:

@@ -1,4 +1,4 @@
-"""``POST /v1/deployments``: bearer token, one object or an array accepted or refused whole."""
+"""``POST /v1/deployments``: operator token or project key; one object or an array, taken or refused whole."""
 
 from __future__ import annotations
 
@@ -11,24 +11,13 @@ from pydantic import ValidationError
 
 from contracts import DeploymentIn, EventEnvelope, EventFields, Source
 from producers.deliveries import Verified, require_media_type
-from producers.errors import IngestError, invalid_json, secret_not_configured
-from producers.signatures import bearer_token_valid
+from producers.errors import IngestError, invalid_json
+from producers.keys import KeyRegistry, Principal, project_of
 
 #: The most objects one /v1 request may carry.
 MAX_BATCH = 1000
 #: The token header: refused when repeated or not UTF-8 (see producers.deliveries.guard_headers).
 GUARDED_HEADERS = ("authorization",)
-
-
-def authenticate(headers: Mapping[str, str], tokens: tuple[str, ...]) -> None:
-    """Refuse a /v1 request without the ingest token (401)."""
-    if not tokens:
-        raise secret_not_configured("HOOKYARD_INGEST_TOKEN")
-    header = headers.get("authorization", "")
-    if not header:
-        raise IngestError(401, "missing_token", "The Authorization: Bearer header is required.")
-    if not bearer_token_valid(tokens, header):
-        raise IngestError(401, "invalid_token", "The bearer token is not accepted.")
 
 
 def parse_items(headers: Mapping[str, str], raw: bytes) -> tuple[list[Any], bool]:
@@ -70,10 +59,17 @@ def validation_error(exc_by_index: list[tuple[int | None, ValidationError]]) -> 
 
 
 def verify(
-    headers: Mapping[str, str], raw: bytes, tokens: tuple[str, ...], received_at: datetime
+    headers: Mapping[str, str],
+    raw: bytes,
+    principal: Principal,
+    received_at: datetime,
+    registry: KeyRegistry | None = None,
 ) -> Verified:
-    """Authenticate and validate a deployment request; every object becomes one event."""
-    authenticate(headers, tokens)
+    """Validate an authenticated deployment request; every object becomes one event.
+
+    Each object's project must be the key's own (403 ``forbidden_project`` otherwise, for the
+    whole request); under the operator token it may name any project, or none.
+    """
     items, is_array = parse_items(headers, raw)
     failures: list[tuple[int | None, ValidationError]] = []
     events = []
@@ -83,6 +79,7 @@ def verify(
         except ValidationError as exc:
             failures.append((index if is_array else None, exc))
             continue
+        project_id, project = project_of(principal, deployment.project, registry)
         events.append(
             EventEnvelope(
                 source=Source.DEPLOYMENT,
@@ -91,8 +88,9 @@ def verify(
                 action=deployment.status.value,
                 received_at=received_at,
                 payload=raw.decode() if not is_array else orjson.dumps(item).decode(),
+                project_id=project_id,
                 fields=EventFields(
-                    project=deployment.project,
+                    project=project,
                     service=deployment.service,
                     environment=deployment.environment,
                     version=deployment.version,

@@ -109,8 +109,14 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "ingestToken": {
         "type": "http",
         "scheme": "bearer",
-        "description": "`Authorization: Bearer <HOOKYARD_INGEST_TOKEN>`; every token of the rotation list "
-        "is accepted.",
+        "description": "`Authorization: Bearer <HOOKYARD_INGEST_TOKEN>`, the operator's token: every token "
+        "of the rotation list is accepted, for any project.",
+    },
+    "projectKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "`Authorization: Bearer <project key>` (`hookyard keys create`): its own project "
+        "only, and only for the scopes it holds.",
     },
 }
 
@@ -155,7 +161,16 @@ def _signature_refused(*extra: str) -> Answer:
 
 
 _TOKEN_REFUSED = Answer(
-    "`missing_token`, `invalid_token`, or `secret_not_configured` (HOOKYARD_INGEST_TOKEN unset)."
+    "`missing_token`, `invalid_token`, `key_revoked` (a revoked key, or its project archived), or "
+    "`secret_not_configured` (HOOKYARD_INGEST_TOKEN unset and the token is not a project key)."
+)
+_KEY_FORBIDDEN = Answer(
+    "`forbidden_project`: a project key used for another project's data (the whole request is refused); "
+    "`missing_scope`: a project key without this endpoint's scope."
+)
+_KEYS_UNAVAILABLE = (
+    "`keys_unavailable`: this process has not loaded the project keys yet (PostgreSQL down since it "
+    "started); retry later."
 )
 _AUTH_REPEATED = "`duplicate_header` / `invalid_header`: Authorization is repeated or not UTF-8."
 
@@ -356,7 +371,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Deployment events from a pipeline",
         "v1",
         description="The body's `id` is the client's idempotency key: sending it again stores nothing new.",
-        security=("ingestToken",),
+        security=("ingestToken", "projectKey"),
         bodies={"application/json": _ONE_OR_MANY_DEPLOYMENTS},
         answers={
             202: Answer(
@@ -367,6 +382,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 f"`invalid_json`: not JSON, or JSON but neither an object nor an array. {_AUTH_REPEATED}"
             ),
             401: _TOKEN_REFUSED,
+            403: _KEY_FORBIDDEN,
             413: _TOO_LARGE,
             415: _unsupported("application/json"),
             422: Answer(
@@ -374,7 +390,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 "1,000. Nothing of the request is kept.",
                 ValidationFailed,
             ),
-            503: _BROKER_UNAVAILABLE,
+            503: Answer(
+                f"{_BROKER_UNAVAILABLE.description} Or {_KEYS_UNAVAILABLE}",
+                headers=_BROKER_UNAVAILABLE.headers,
+            ),
         },
     ),
     *(
@@ -386,11 +405,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             "v1",
             description="Answers 501 `not_implemented` after the bearer check and stores nothing. The body "
             "is not read; its schema joins this document when the endpoint is built.",
-            security=("ingestToken",),
+            security=("ingestToken", "projectKey"),
             answers={
                 400: Answer(_AUTH_REPEATED),
                 401: _TOKEN_REFUSED,
+                403: Answer("`missing_scope`: a project key without this endpoint's scope."),
                 501: Answer("`not_implemented`: nothing was stored."),
+                503: Answer(_KEYS_UNAVAILABLE, headers={"Retry-After": _RETRY_AFTER}),
             },
         )
         for path, operation_id, what in (

@@ -21,11 +21,11 @@ WITH fresh AS (
 )
 INSERT INTO events (source, delivery_id, received_at, event_type, action, repository, actor, team,
                     channel, entity_type, entity_id, project, service, environment, version, status,
-                    payload, payload_raw, payload_issue)
+                    payload, payload_raw, payload_issue, project_id)
 SELECT %(source)s, %(delivery_id)s, %(received_at)s, %(event_type)s, %(action)s, %(repository)s,
        %(actor)s, %(team)s, %(channel)s, %(entity_type)s, %(entity_id)s, %(project)s, %(service)s,
        %(environment)s, %(version)s, %(status)s, %(payload)s::jsonb, %(payload_raw)s::text,
-       %(payload_issue)s::text
+       %(payload_issue)s::text, %(project_id)s::bigint
 FROM fresh
 RETURNING source;
 
@@ -33,7 +33,7 @@ RETURNING source;
 -- Binary COPY of the claimed events: a quarter cheaper in PostgreSQL than INSERT ... SELECT
 -- FROM unnest(...) of the same rows (measured with `hookyard bench drain`).
 COPY events (source, delivery_id, received_at, event_type, action, repository, actor, team, channel,
-             entity_type, entity_id, project, service, environment, version, status, payload)
+             entity_type, entity_id, project, service, environment, version, status, payload, project_id)
 FROM STDIN (FORMAT BINARY);
 
 -- name: insert_dead_letter --
@@ -135,3 +135,56 @@ UPDATE consumer_breakers
 SET state = 'closed', reset_at = now()
 WHERE state = 'open' AND (%(actor)s::text IS NULL OR actor = %(actor)s::text)
 RETURNING actor;
+
+-- name: registry_keys --
+-- Every key of every project, for a web process's in-memory registry (hashes only). Keys of
+-- archived projects are loaded as revoked, so they are refused with the right reason.
+SELECT k.id, k.key_hash, k.scopes, k.project_id, p.slug AS project_slug, o.slug AS organization_slug,
+       k.revoked_at IS NOT NULL OR p.status = 'archived' AS revoked
+FROM project_keys k
+JOIN projects p ON p.id = k.project_id
+JOIN organizations o ON o.id = p.organization_id;
+
+-- name: registry_projects --
+SELECT p.id, p.slug, o.slug AS organization_slug, p.status::text AS status
+FROM projects p JOIN organizations o ON o.id = p.organization_id;
+
+-- name: registry_links --
+SELECT target, project_id FROM project_links;
+
+-- name: registry_touch_keys --
+-- last_used_at for the keys a web process saw since its last flush: one statement per flush,
+-- never one per request. It never moves backwards (two processes flush independently).
+UPDATE project_keys k
+SET last_used_at = greatest(k.last_used_at, u.used_at)
+FROM unnest(%(ids)s::bigint[], %(used_at)s::timestamptz[]) AS u (id, used_at)
+WHERE k.id = u.id;
+
+-- name: resolve_project_names --
+-- Projects named by reports under the operator token (`slug` in the default organization, or
+-- `org/slug`): created as `discovered` on first sight in an organization that exists. Run in its
+-- own short transaction before the store, so a project row lock is never held for a whole
+-- batch; a project another worker is creating at this moment may be missing from the result
+-- (this statement's snapshot predates it), and the caller asks once more.
+WITH wanted AS (
+    SELECT DISTINCT name,
+           CASE WHEN strpos(name, '/') > 0 THEN split_part(name, '/', 1) ELSE 'default' END AS org,
+           CASE WHEN strpos(name, '/') > 0 THEN split_part(name, '/', 2) ELSE name END AS slug
+    FROM unnest(%(names)s::text[]) AS name
+),
+targets AS (
+    SELECT w.name, o.id AS organization_id, w.slug COLLATE "C" AS slug
+    FROM wanted w JOIN organizations o ON o.slug = w.org
+    WHERE w.slug ~ '^[a-z0-9][a-z0-9_-]{0,63}$'
+),
+created AS (
+    INSERT INTO projects (organization_id, slug, name, status)
+    SELECT organization_id, slug, slug, 'discovered' FROM targets
+    ON CONFLICT (organization_id, slug) DO NOTHING
+    RETURNING id, organization_id, slug
+)
+SELECT t.name, coalesce(c.id, p.id) AS id
+FROM targets t
+LEFT JOIN created c ON c.organization_id = t.organization_id AND c.slug = t.slug
+LEFT JOIN projects p ON p.organization_id = t.organization_id AND p.slug = t.slug
+WHERE coalesce(c.id, p.id) IS NOT NULL;

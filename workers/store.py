@@ -50,7 +50,16 @@ _FIELD_COLUMNS = (
 #: The per-source field values of an EventFields, in ``_FIELD_COLUMNS`` order.
 _field_values = operator.attrgetter(*_FIELD_COLUMNS)
 #: Column types of ``copy_events``, in its order.
-_COPY_TYPES = ["text", "text", "timestamptz", "text", "text", *(["text"] * len(_FIELD_COLUMNS)), "jsonb"]
+_COPY_TYPES = [
+    "text",
+    "text",
+    "timestamptz",
+    "text",
+    "text",
+    *(["text"] * len(_FIELD_COLUMNS)),
+    "jsonb",
+    "int8",
+]
 
 
 class RawJsonb(str):
@@ -236,6 +245,8 @@ class EventStore:
         """
         combined = unique_in_lock_order([event for events, _ in batches for event in events])
         started = time.perf_counter()
+        if any(event.project_id is None and event.fields.project for event in combined):
+            combined = self._with_projects(combined)
         results: list[StoreResult] | None = None
         try:
             with self.pool.connection() as conn:
@@ -264,6 +275,39 @@ class EventStore:
             result.duplicates = len(events) - len(result.stored) - len(result.dead_letters)
             self._observe(events, result, committed)
         return results
+
+    def _with_projects(self, events: list[EventEnvelope]) -> list[EventEnvelope]:
+        """Events named by project (operator token) with its id, creating ``discovered`` projects.
+
+        Runs before the store transaction, in its own. A name that is not a project and cannot
+        become one (an organization that does not exist) keeps no id; the event is stored anyway.
+        """
+        names = sorted(
+            {
+                str(event.fields.project)
+                for event in events
+                if event.project_id is None and event.fields.project
+            }
+        )
+        try:
+            with self.pool.connection() as conn:
+                ids = dict(conn.execute(queries()["resolve_project_names"], {"names": names}).fetchall())
+                conn.commit()
+                if missing := [
+                    name for name in names if name not in ids
+                ]:  # created meanwhile by another worker
+                    ids.update(
+                        conn.execute(queries()["resolve_project_names"], {"names": missing}).fetchall()
+                    )
+                    conn.commit()
+        except Exception as exc:
+            raise translate(exc) from exc
+        return [
+            event.model_copy(update={"project_id": ids[event.fields.project]})
+            if event.project_id is None and event.fields.project in ids
+            else event
+            for event in events
+        ]
 
     def record_dead_letter(self, letter: DeadLetter) -> None:
         """Insert one dead letter in its own transaction (for messages that failed as a whole)."""
@@ -297,7 +341,7 @@ class EventStore:
                     copy.write_row(
                         (
                             source, event.delivery_id, event.received_at, event.event_type, event.action,
-                            *_field_values(event.fields), RawJsonb(event.payload),
+                            *_field_values(event.fields), RawJsonb(event.payload), event.project_id,
                         )
                     )  # fmt: skip
         return stored
@@ -319,6 +363,7 @@ class EventStore:
             "payload": event.payload if raw_issue is None else jsonb_safe(event.payload),
             "payload_raw": None if raw_issue is None else event.payload,
             "payload_issue": raw_issue,
+            "project_id": event.project_id,
             **{name: getattr(event.fields, name) for name in _FIELD_COLUMNS},
         }
         if not _execute_opening(conn, queries()["insert_event"], params):

@@ -1,4 +1,4 @@
-"""``POST /v1/deployments``: bearer token, one object or an array, accepted or refused whole."""
+"""``POST /v1/deployments``: operator token or project key; one object or an array, taken or refused whole."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import orjson
 import pytest
 
 from contracts import Source
+from contracts.keys import Scope
 from ops.samples import deployment
 from producers import deployments
 from producers.errors import IngestError
+from producers.keys import OPERATOR, authenticate
 
 TOKEN = "ingest-test-token"
 NOW = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
@@ -24,8 +26,12 @@ def headers_for(token: str | None = TOKEN, content_type: str = "application/json
 
 
 def refusal(headers: dict[str, str], body: bytes, tokens: tuple[str, ...] = (TOKEN,)) -> IngestError:
+    """What the app answers: authorization first (before the body is read), then the body."""
+    def answer() -> None:
+        deployments.verify(headers, body, authenticate(headers, tokens, None, Scope.DEPLOYMENTS), NOW)
+
     with pytest.raises(IngestError) as caught:
-        deployments.verify(headers, body, tokens, NOW)
+        answer()
     return caught.value
 
 
@@ -39,7 +45,7 @@ def failing_fields(error: IngestError) -> list[str]:
 def test_one_deployment_object_becomes_one_event_keyed_by_its_id():
     body = orjson.dumps(deployment("deploy-1", status="succeeded"))
 
-    [event] = deployments.verify(headers_for(), body, (TOKEN,), NOW).events
+    [event] = deployments.verify(headers_for(), body, OPERATOR, NOW).events
 
     assert event.source is Source.DEPLOYMENT
     assert event.delivery_id == "deploy-1"
@@ -51,7 +57,7 @@ def test_one_deployment_object_becomes_one_event_keyed_by_its_id():
 
 def test_deployment_fields_are_lifted_from_the_body():
     body = orjson.dumps(deployment("deploy-1", status="rolled_back", service="billing"))
-    [event] = deployments.verify(headers_for(), body, (TOKEN,), NOW).events
+    [event] = deployments.verify(headers_for(), body, OPERATOR, NOW).events
     fields = event.fields
     assert (fields.project, fields.service, fields.environment, fields.version, fields.status) == (
         "hookyard",
@@ -66,14 +72,14 @@ def test_a_deployment_with_only_the_required_fields_is_accepted():
     body = orjson.dumps(
         {"id": "d-min", "service": "s", "environment": "e", "version": "v", "status": "started"}
     )
-    [event] = deployments.verify(headers_for(), body, (TOKEN,), NOW).events
+    [event] = deployments.verify(headers_for(), body, OPERATOR, NOW).events
     assert (event.delivery_id, event.action) == ("d-min", "started")
 
 
 @pytest.mark.parametrize("status", ["started", "succeeded", "failed", "rolled_back"])
 def test_every_documented_status_is_accepted_as_the_action(status):
     body = orjson.dumps(deployment("d", status=status))
-    [event] = deployments.verify(headers_for(), body, (TOKEN,), NOW).events
+    [event] = deployments.verify(headers_for(), body, OPERATOR, NOW).events
     assert event.action == status
 
 
@@ -81,7 +87,7 @@ def test_an_array_becomes_one_event_per_item_in_order():
     items = [deployment("d-1", status="started"), deployment("d-2", status="succeeded"), deployment("d-3")]
     body = orjson.dumps(items)
 
-    events = deployments.verify(headers_for(), body, (TOKEN,), NOW).events
+    events = deployments.verify(headers_for(), body, OPERATOR, NOW).events
 
     assert [event.delivery_id for event in events] == ["d-1", "d-2", "d-3"]
     assert [event.action for event in events] == ["started", "succeeded", "succeeded"]
@@ -90,8 +96,9 @@ def test_an_array_becomes_one_event_per_item_in_order():
 
 def test_a_request_with_a_previous_token_is_accepted_during_rotation():
     body = orjson.dumps(deployment("d-rot"))
-    verified = deployments.verify(headers_for("old-token"), body, ("new-token", "old-token"), NOW)
-    assert len(verified.events) == 1
+    principal = authenticate(headers_for("old-token"), ("new-token", "old-token"), None, Scope.DEPLOYMENTS)
+    assert principal is OPERATOR
+    assert len(deployments.verify(headers_for("old-token"), body, principal, NOW).events) == 1
 
 
 # --- Authentication ---
