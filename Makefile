@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## make run: install, migrate (creating the database), and run web + worker + scheduler from the Procfile.
+# preflight fails on services it cannot log in to, and only warns about a database that is missing
+# or has migrations pending: migrate, next, creates and migrates it.
 run: $(STAMP)
 	@$(BIN)/hookyard preflight
 	@$(BIN)/hookyard migrate
