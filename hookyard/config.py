@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     hookyard_scheduler_metrics_port: int = Field(default=9292, ge=0, le=65535)
     # Address the worker and scheduler metrics servers bind: 0.0.0.0 inside a container.
     hookyard_metrics_host: str = "127.0.0.1"
+    # Base URL of `hookyard serve` as senders reach it, printed in DSNs and ping URLs by `keys create`;
+    # unset, it is http://HOOKYARD_HOST:HOOKYARD_PORT (ops/tenancy.py).
+    hookyard_public_url: str | None = None
     hookyard_log_format: str = Field(default="auto", pattern="^(auto|json|console)$")
     hookyard_log_level: str = Field(default="info", pattern="^(?i)(debug|info|warning|error)$")
 
@@ -107,6 +110,19 @@ class Settings(BaseSettings):
         if urlsplit(value).scheme not in {"amqp", "amqps"}:
             raise ValueError("must look like amqp://user:pass@host:port/vhost")
         return value
+
+    @field_validator("hookyard_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if not value:  # `HOOKYARD_PUBLIC_URL=` in a compose file means unset
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("must be an http(s) URL with a host, e.g. https://hooks.example.com")
+        _ = parts.port  # raises ValueError for a port that is not a number in 0-65535
+        if parts.username is not None or parts.query or parts.fragment:
+            raise ValueError("must hold no user, query or fragment: keys are put into it")
+        return value.rstrip("/")
 
     @property
     def database_name(self) -> str:

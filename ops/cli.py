@@ -14,6 +14,7 @@ import click
 
 from hookyard.config import Settings, available_cpus, load_settings, redact_url
 from hookyard.errors import HookyardError
+from ops import tenancy_cli
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -708,3 +709,7 @@ def main() -> None:
 
 
 functools.update_wrapper(main, cli)  # `hookyard --help` and the entry point describe the same thing
+
+cli.add_command(tenancy_cli.orgs)
+cli.add_command(tenancy_cli.projects)
+cli.add_command(tenancy_cli.keys)
