@@ -195,7 +195,6 @@ def preflight(
     from ops.preflight import check_postgres, check_rabbitmq  # noqa: PLC0415
 
     settings = _settings(database_url=database_url, amqp_url=amqp_url)
-    _logging(settings)  # its filter keeps pika's own account of a refused login off the terminal
     findings = [
         *check_rabbitmq(settings.amqp_url),
         *check_postgres(settings.database_url, require_migrated=require_migrated),
@@ -644,7 +643,6 @@ ENVIRONMENT: dict[tuple[str, ...], tuple[str, ...]] = {
         "hookyard_worker_metrics_port",
         "hookyard_scheduler_metrics_port",
         "hookyard_metrics_host",
-        *_LOGGING,
     ),
     ("demo",): _SECRETS,
     ("bench",): _LOGGING,

@@ -63,7 +63,6 @@ READS: dict[tuple[str, ...], set[str]] = {
         "HOOKYARD_SCHEDULER_METRICS_PORT",
         "HOOKYARD_METRICS_HOST",
         *SECRETS,
-        *LOGGING,
     },
     ("demo",): {"HOOKYARD_URL", "DATABASE_URL", *SECRETS},
     ("dlq",): set(),
