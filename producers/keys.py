@@ -109,13 +109,13 @@ OPERATOR = Operator()
 
 def link_target(event: EventEnvelope) -> str | None:
     """The ``project_links`` target an event of a webhook source is routed by, if it has one."""
-    fields = event.fields
+    fields = event.fields  # cased as `hookyard projects link` stores targets (ops/tenancy.py)
     if event.source is Source.GITHUB and fields.repository:
-        return f"github:{fields.repository}"
+        return f"github:{fields.repository.lower()}"
     if event.source is Source.SLACK and fields.team:
-        return f"slack:{fields.team}"
+        return f"slack:{fields.team.upper()}"
     if event.source is Source.LINEAR and fields.team:
-        return f"linear:{fields.team}"
+        return f"linear:{fields.team.lower()}"
     return None
 
 

@@ -262,7 +262,7 @@ class InProcessWorker:
         )
         self.pool.open(wait=False)
         self.broker = build_broker(settings.amqp_url)
-        self.actors = register_actors(self.broker, GroupCommit(EventStore(self.pool)))
+        self.actors = register_actors(self.broker, {"events": GroupCommit(EventStore(self.pool))})
         self.worker = dramatiq.Worker(self.broker, queues=set(QUEUES), worker_threads=threads)
 
     def __enter__(self) -> InProcessWorker:

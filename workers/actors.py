@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dramatiq
@@ -24,12 +24,18 @@ from dramatiq.middleware import (
 from pydantic import ValidationError
 
 from contracts import SCHEMA_VERSION, EventBatch
+from hookyard.config import Settings
 from hookyard.errors import PoisonMessage, TransientError
 from workers.breaker import Breaker, BreakerGate
-from workers.registry import CONSUMERS, Consumer
-from workers.store import DeadLetter, Store
+from workers.group import GroupCommit
+from workers.ledger import DeadLetter, LedgerStore, Pool, Store
+from workers.registry import BATCH_CONSUMERS, CONSUMERS, Consumer
+from workers.store import EventStore
 
 log = structlog.get_logger(__name__)
+
+#: The ledger store of each batch consumer's domain, by consumer name.
+STORES: dict[str, Callable[[Pool], LedgerStore[Any]]] = {"events": EventStore}
 
 
 class LogContext(Middleware):
@@ -102,10 +108,14 @@ def build_broker(amqp_url: str) -> RabbitmqBroker:
     )
 
 
-def parse_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> EventBatch:
-    """The message's EventBatch, or :class:`PoisonMessage` when it can never be one."""
+def parse_message(consumer: Consumer, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """The items of a batch consumer's message, or :class:`PoisonMessage` when it can never have any."""
+    model = consumer.message
+    assert model is not None
     if len(args) != 1 or kwargs or not isinstance(args[0], dict):
-        raise PoisonMessage("invalid_message", "store_events takes exactly one EventBatch object")
+        raise PoisonMessage(
+            "invalid_message", f"{consumer.route.actor} takes exactly one {model.__name__} object"
+        )
     if "schema_version" not in args[0]:
         raise PoisonMessage("invalid_message", "the message has no schema_version")
     version = args[0]["schema_version"]
@@ -115,24 +125,44 @@ def parse_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> EventBatch:
             f"schema_version {version!r} is not {SCHEMA_VERSION}; this worker is older than its producer?",
         )
     try:
-        return EventBatch.model_validate(args[0])
+        items: list[Any] = getattr(model.model_validate(args[0]), consumer.items)
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         raise PoisonMessage(
             "invalid_message", f"{exc.error_count()} invalid field(s), first {where}: {first['msg']}"
         ) from None
+    return items
+
+
+def parse_batch(args: tuple[Any, ...], kwargs: dict[str, Any]) -> EventBatch:
+    """The ``events`` message's EventBatch, or :class:`PoisonMessage` (kept for tools and tests)."""
+    return EventBatch(events=parse_message(CONSUMERS["events"], args, kwargs))
+
+
+def build_stores(pool: Pool, settings: Settings) -> dict[str, Store[Any]]:
+    """Each batch consumer's domain store, behind its own group commit (one per process and domain)."""
+    return {
+        consumer.name: GroupCommit(
+            STORES[consumer.name](pool),
+            max_events=settings.hookyard_store_group_events,
+            flushers=settings.hookyard_store_flushers,
+        )
+        for consumer in BATCH_CONSUMERS
+    }
 
 
 def register_actors(
-    broker: RabbitmqBroker, store: Store, breaker: Breaker | None = None
+    broker: RabbitmqBroker, stores: Mapping[str, Store[Any]], breaker: Breaker | None = None
 ) -> dict[str, dramatiq.Actor[Any, Any]]:
-    """Declare every consumer of the registry on ``broker``, bound to ``store``.
+    """Declare every consumer of the registry on ``broker``: each batch consumer bound to its store.
 
-    With a ``breaker``, a flood of dead letters holds the actor's messages in the queue.
+    ``stores`` maps a batch consumer's name to its store (a group commit around its domain's
+    ledger store). With a ``breaker``, a flood of dead letters holds an actor's messages in the
+    queue.
     """
-    events = CONSUMERS["events"]
     dead = CONSUMERS["dead_letters"]
+    recorder = next(iter(stores.values()))  # every store records dead letters in the same table
     if breaker is not None:
         gated = [consumer.route.actor for consumer in CONSUMERS.values() if consumer.breaker]
         broker.add_middleware(BreakerGate(breaker, gated), before=AgeLimit)
@@ -141,11 +171,65 @@ def register_actors(
         if breaker is not None:
             breaker.dead_lettered(actor)
 
-    def store_events(*args: Any, **kwargs: Any) -> None:
+    def record_dead_letter(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
+        options = message_data.get("options") or {}
+        attempts = int(retry_info.get("retries", 0)) + 1
+        recorder.record_dead_letter(
+            DeadLetter(
+                dedup_key=str(message_data.get("message_id")),
+                queue=str(message_data.get("queue_name")),
+                actor=str(message_data.get("actor_name")),
+                reason="retries_exhausted",
+                detail=f"Failed {attempts} times; last error: {last_error(options.get('traceback'))}",
+                attempts=attempts,
+                body=_replayable(message_data),
+                message_id=str(message_data.get("message_id")),
+            )
+        )
+        dead_lettered(str(message_data.get("actor_name")))
+
+    actors = {
+        consumer.name: dramatiq.Actor(
+            _batch_actor(consumer, stores[consumer.name], dead_lettered),
+            broker=broker,
+            actor_name=consumer.route.actor,
+            queue_name=consumer.route.queue,
+            priority=0,
+            options={
+                "retry_when": retry_policy(consumer),
+                "min_backoff": consumer.retry.min_backoff_ms,
+                "max_backoff": consumer.retry.max_backoff_ms,
+                "on_retry_exhausted": dead.route.actor,
+            },
+        )
+        for consumer in BATCH_CONSUMERS
+    }
+    actors[dead.name] = dramatiq.Actor(
+        record_dead_letter,
+        broker=broker,
+        actor_name=dead.route.actor,
+        queue_name=dead.route.queue,
+        priority=0,
+        options={
+            # Recording a dead letter only fails while PostgreSQL is down: wait it out.
+            "retry_when": lambda retries, exc: True,
+            "min_backoff": dead.retry.min_backoff_ms,
+            "max_backoff": dead.retry.max_backoff_ms,
+        },
+    )
+    return actors
+
+
+def _batch_actor(
+    consumer: Consumer, store: Store[Any], dead_lettered: Callable[[str], None]
+) -> Callable[..., None]:
+    """The actor of a batch consumer: decode, validate, store (group commit), then return to be acked."""
+
+    def store_items(*args: Any, **kwargs: Any) -> None:
         message = CurrentMessage.get_current_message()
         assert message is not None
         try:
-            batch = parse_batch(args, kwargs)
+            items = parse_message(consumer, args, kwargs)
         except PoisonMessage as poison:
             store.record_dead_letter(
                 DeadLetter(
@@ -161,14 +245,15 @@ def register_actors(
             )
             dead_lettered(message.actor_name)
             return
-        if len(batch.events) == 1:
+        if len(items) == 1 and hasattr(items[0], "delivery_id"):
+            source = getattr(items[0], "source", None)
             structlog.contextvars.bind_contextvars(
-                source=batch.events[0].source.value, delivery_id=batch.events[0].delivery_id
+                source=getattr(source, "value", source), delivery_id=items[0].delivery_id
             )
-        result = store.store(batch.events, message_id=message.message_id)
+        result = store.store(items, message_id=message.message_id)
         log.info(
             "batch_stored",
-            events=len(batch.events),
+            items=len(items),
             stored=len(result.stored),
             duplicates=result.duplicates,
             dead_lettered=len(result.dead_letters),
@@ -176,54 +261,11 @@ def register_actors(
         if result.dead_letters:
             dead_lettered(message.actor_name)
         if log.is_enabled_for(logging.DEBUG):  # a hundred no-op calls per message add up
-            for source, delivery_id in result.stored:
-                log.debug("event_stored", source=source, delivery_id=delivery_id)
+            for namespace, identity in result.stored:
+                log.debug("item_stored", source=namespace, delivery_id=identity)
 
-    def record_dead_letter(message_data: dict[str, Any], retry_info: dict[str, Any]) -> None:
-        options = message_data.get("options") or {}
-        attempts = int(retry_info.get("retries", 0)) + 1
-        store.record_dead_letter(
-            DeadLetter(
-                dedup_key=str(message_data.get("message_id")),
-                queue=str(message_data.get("queue_name")),
-                actor=str(message_data.get("actor_name")),
-                reason="retries_exhausted",
-                detail=f"Failed {attempts} times; last error: {last_error(options.get('traceback'))}",
-                attempts=attempts,
-                body=_replayable(message_data),
-                message_id=str(message_data.get("message_id")),
-            )
-        )
-        dead_lettered(str(message_data.get("actor_name")))
-
-    return {
-        events.name: dramatiq.Actor(
-            store_events,
-            broker=broker,
-            actor_name=events.route.actor,
-            queue_name=events.route.queue,
-            priority=0,
-            options={
-                "retry_when": retry_policy(events),
-                "min_backoff": events.retry.min_backoff_ms,
-                "max_backoff": events.retry.max_backoff_ms,
-                "on_retry_exhausted": dead.route.actor,
-            },
-        ),
-        dead.name: dramatiq.Actor(
-            record_dead_letter,
-            broker=broker,
-            actor_name=dead.route.actor,
-            queue_name=dead.route.queue,
-            priority=0,
-            options={
-                # Recording a dead letter only fails while PostgreSQL is down: wait it out.
-                "retry_when": lambda retries, exc: True,
-                "min_backoff": dead.retry.min_backoff_ms,
-                "max_backoff": dead.retry.max_backoff_ms,
-            },
-        ),
-    }
+    store_items.__name__ = consumer.route.actor
+    return store_items
 
 
 def _replayable(message_data: dict[str, Any]) -> bytes:

@@ -5,7 +5,7 @@ returns. Other stacks batch where the consumer loop is theirs (arroyo's batching
 Kafka consumer's poll); in Dramatiq the threads are the batch. Each ``store_events`` call hands
 its events to :class:`GroupCommit` and waits. A thread whose events nobody has taken yet becomes
 a leader while fewer than ``flushers`` transactions are open: it takes every message waiting
-(up to ``max_events``), stores them in one transaction with :meth:`EventStore.store_many`, and
+(up to ``max_events``), stores them in one transaction with :meth:`LedgerStore.store_many`, and
 wakes their threads, which return, so Dramatiq acks each message after the commit.
 
 Nothing waits on a timer. A lone message is stored at once; messages group only when they
@@ -25,15 +25,17 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from contracts import EventEnvelope
 from hookyard.errors import TransientError
-from workers.store import DeadLetter, EventStore, StoreResult
+from workers.ledger import DeadLetter, LedgerStore, StoreResult
+
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
-class _Waiting:
-    events: Sequence[EventEnvelope]
+class _Waiting(Generic[T]):
+    events: Sequence[T]
     message_id: str | None
     taken: bool = False
     done: bool = False
@@ -41,22 +43,26 @@ class _Waiting:
     error: BaseException | None = None
 
 
-class GroupCommit:
-    """Stores each caller's events, in a transaction shared with the other callers waiting."""
+class GroupCommit(Generic[T]):
+    """Stores each caller's items, in a transaction shared with the other callers waiting.
 
-    def __init__(self, store: EventStore, *, max_events: int = 1000, flushers: int = 1) -> None:
+    Any :class:`~workers.ledger.LedgerStore` domain works the same way: events, error reports,
+    heartbeats, usage.
+    """
+
+    def __init__(self, store: LedgerStore[T], *, max_events: int = 1000, flushers: int = 1) -> None:
         if max_events < 1 or flushers < 1:
             raise ValueError("max_events and flushers must be at least 1")
         self._store = store
         self.max_events = max_events
         self.flushers = flushers
-        self._waiting: deque[_Waiting] = deque()
+        self._waiting: deque[_Waiting[T]] = deque()
         self._open = 0  # transactions being written now
         self._changed = threading.Condition()
 
-    def store(self, events: Sequence[EventEnvelope], *, message_id: str | None = None) -> StoreResult:
-        """Store ``events`` with :meth:`EventStore.store`'s guarantee; returns after the commit."""
-        mine = _Waiting(events, message_id)
+    def store(self, events: Sequence[T], *, message_id: str | None = None) -> StoreResult:
+        """Store ``events`` with :meth:`LedgerStore.store`'s guarantee; returns after the commit."""
+        mine: _Waiting[T] = _Waiting(events, message_id)
         with self._changed:
             self._waiting.append(mine)
             while not mine.done:
@@ -80,7 +86,7 @@ class GroupCommit:
     def record_dead_letter(self, letter: DeadLetter) -> None:
         self._store.record_dead_letter(letter)
 
-    def _take(self) -> list[_Waiting]:
+    def _take(self) -> list[_Waiting[T]]:
         """The oldest waiting messages, up to ``max_events`` events (always at least one message)."""
         group = [self._waiting.popleft()]
         count = len(group[0].events)
@@ -91,7 +97,7 @@ class GroupCommit:
             waiting.taken = True
         return group
 
-    def _flush(self, group: list[_Waiting]) -> None:
+    def _flush(self, group: list[_Waiting[T]]) -> None:
         try:
             results = self._store.store_many([(waiting.events, waiting.message_id) for waiting in group])
             for waiting, result in zip(group, results, strict=True):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
+from contracts import EventBatch
 from contracts.topology import EVENTS, RETRIES_EXHAUSTED, Route
 
 
@@ -26,12 +29,22 @@ class Consumer:
     #: Held by the dead-letter breaker when its dead letters flood (see workers/breaker.py).
     #: Off for the actor that records dead letters: it must keep draining.
     breaker: bool = True
+    #: A batch consumer's message: the model of its one argument (schema-versioned), and the
+    #: field holding its items, which go through the domain's store and group commit.
+    message: type[BaseModel] | None = None
+    items: str = "events"
 
 
 CONSUMERS: dict[str, Consumer] = {
     consumer.name: consumer
     for consumer in (
-        Consumer("events", EVENTS, "stores verified deliveries in the partitioned events table"),
+        Consumer(
+            "events",
+            EVENTS,
+            "stores verified deliveries in the partitioned events table",
+            message=EventBatch,
+            items="events",
+        ),
         Consumer(
             "dead_letters",
             RETRIES_EXHAUSTED,
@@ -42,3 +55,5 @@ CONSUMERS: dict[str, Consumer] = {
 }
 
 QUEUES: frozenset[str] = frozenset(consumer.route.queue for consumer in CONSUMERS.values())
+#: The consumers whose messages carry items for a store: one queue and one actor per domain.
+BATCH_CONSUMERS: tuple[Consumer, ...] = tuple(c for c in CONSUMERS.values() if c.message is not None)

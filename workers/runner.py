@@ -17,11 +17,9 @@ from psycopg_pool import ConnectionPool
 
 from hookyard.config import Settings
 from hookyard.logging import configure_logging
-from workers.actors import build_broker, register_actors
+from workers.actors import build_broker, build_stores, register_actors
 from workers.breaker import Breaker
-from workers.group import GroupCommit
 from workers.registry import QUEUES
-from workers.store import EventStore
 
 log = structlog.get_logger(__name__)
 
@@ -48,13 +46,8 @@ def run_worker_process(settings: Settings, *, threads: int, index: int, parent_p
     )
     pool.open(wait=False)  # a database that is down is a transient failure, not a crash
     broker = build_broker(settings.amqp_url)
-    store = GroupCommit(
-        EventStore(pool),
-        max_events=settings.hookyard_store_group_events,
-        flushers=settings.hookyard_store_flushers,
-    )
     breaker = Breaker(pool, limit=settings.hookyard_breaker_limit, window=settings.hookyard_breaker_window)
-    register_actors(broker, store, breaker)
+    register_actors(broker, build_stores(pool, settings), breaker)
     if settings.hookyard_worker_metrics_port:
         port = settings.hookyard_worker_metrics_port + index
         try:

@@ -60,8 +60,10 @@ def test_always_failing_store_opens_the_breaker_and_the_backlog_waits_until_rese
                 timeout=60,
                 what="the breaker to open",
             )
+            # Messages already past the gate when it opened (at most one per thread) still finish.
+            time.sleep(1)
             opened_with = _count(conn, "SELECT count(*) FROM dead_letters")
-            assert LIMIT <= opened_with < MESSAGES // 2, "the breaker stopped the flood early"
+            assert LIMIT <= opened_with <= LIMIT + 4, "the breaker stopped the flood within a thread's worth"
             time.sleep(5)  # more than two polls: a consuming worker would dead-letter the rest meanwhile
             assert _count(conn, "SELECT count(*) FROM dead_letters") == opened_with
             metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text

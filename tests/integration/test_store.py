@@ -156,7 +156,7 @@ def test_json_that_jsonb_cannot_hold_is_stored_with_its_exact_text_and_its_neigh
     nul = github_event(payload=NUL_PAYLOAD)
     result = store.store([good[0], nul, good[1]], message_id="msg-nul")
     assert {delivery for _, delivery in result.stored} == {event.delivery_id for event in [*good, nul]}
-    assert result.raw_kept == [("github", nul.delivery_id)]
+    assert result.rescued == [("github", nul.delivery_id)]
     assert result.dead_letters == []
     assert dead_letters_for(db, delivery_id=nul.delivery_id) == []
     row = db.execute(

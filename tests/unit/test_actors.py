@@ -144,7 +144,7 @@ def fleet():
     broker = StubBroker()
     broker.add_middleware(CurrentMessage())
     store = RecordingStore()
-    register_actors(broker, store)  # type: ignore[arg-type]
+    register_actors(broker, {"events": store})
     worker = dramatiq.Worker(broker, worker_threads=1, worker_timeout=50)
     worker.start()
     yield broker, store

@@ -11,7 +11,7 @@ from contracts import EventEnvelope, EventFields, Source
 from ops.dlq import Filters
 from schema import queries
 from schema.queries import parse_queries
-from workers.store import DeadLetter, claim_params
+from workers.store import DeadLetter, EventStore
 
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sb]")  # text (s) or binary (b) placeholders
 
@@ -67,7 +67,7 @@ def test_packaged_queries_carry_no_section_header_inside_them():
         assert "-- name:" not in body, name
 
 
-def test_the_store_supplies_exactly_the_parameters_of_claim_event_keys():
+def test_the_ledger_supplies_exactly_the_parameters_of_claim_event_keys():
     event = EventEnvelope(
         source=Source.GITHUB,
         delivery_id="d",
@@ -76,7 +76,8 @@ def test_the_store_supplies_exactly_the_parameters_of_claim_event_keys():
         payload="{}",
         fields=EventFields(),
     )
-    assert set(claim_params([event])) == placeholders("claim_event_keys")
+    params = EventStore(pool=None).claim_params([event])  # type: ignore[arg-type]
+    assert set(params) == placeholders("claim_event_keys")
 
 
 def test_a_dead_letter_supplies_exactly_the_parameters_of_insert_dead_letter():

@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 import dramatiq
 
 from contracts import EventBatch, EventEnvelope, EventFields, Source, encode_batch
-from workers.store import unique_in_lock_order
+from workers.store import EventStore
+
+#: The ledger's dedup-and-sort, as the events domain keys it (no pool needed for a pure method).
+unique_in_lock_order = EventStore(pool=None).unique_in_lock_order  # type: ignore[arg-type]
 
 RECEIVED = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
 
