@@ -11,12 +11,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from contracts.topology import EVENTS
+from contracts.topology import EVENTS, Route
 
 #: Bumped whenever a change to these models could not be read by the previous worker.
 SCHEMA_VERSION: Literal[1] = 1
@@ -75,25 +75,41 @@ class EventBatch(BaseModel):
     events: list[EventEnvelope] = Field(min_length=1)
 
 
-def encode_batch(events: Sequence[EventEnvelope], message_id: str | None = None) -> bytes:
-    """The Dramatiq message for ``store_events`` carrying ``events``, as Dramatiq would encode it.
+def encode_message(route: Route, argument: dict[str, Any], message_id: str | None = None) -> bytes:
+    """The Dramatiq message for ``route``'s actor whose one argument is ``argument``.
 
-    Producers publish it, the worker writes it into a dead letter so one event can be replayed
-    alone, and tools pre-fill queues with it. Without ``message_id`` a fresh one is made.
+    Producers publish it without running Dramatiq's broker; it is encoded as Dramatiq would
+    (and decoded by its worker). Without ``message_id`` a fresh one is made.
     """
     return orjson.dumps(
         {
-            "queue_name": EVENTS.queue,
-            "actor_name": EVENTS.actor,
-            "args": [
-                {
-                    "schema_version": SCHEMA_VERSION,
-                    "events": [event.model_dump(mode="json", exclude_defaults=True) for event in events],
-                }
-            ],
+            "queue_name": route.queue,
+            "actor_name": route.actor,
+            "args": [argument],
             "kwargs": {},
             "options": {},
             "message_id": message_id or str(uuid.uuid4()),
             "message_timestamp": int(time.time() * 1000),
         }
     )
+
+
+def encode_items(route: Route, field: str, items: Sequence[BaseModel], message_id: str | None = None) -> bytes:
+    """The message of a batch consumer: ``{"schema_version": 1, field: [item, ...]}``."""
+    return encode_message(
+        route,
+        {
+            "schema_version": SCHEMA_VERSION,
+            field: [item.model_dump(mode="json", exclude_defaults=True) for item in items],
+        },
+        message_id,
+    )
+
+
+def encode_batch(events: Sequence[EventEnvelope], message_id: str | None = None) -> bytes:
+    """The Dramatiq message for ``store_events`` carrying ``events``, as Dramatiq would encode it.
+
+    Producers publish it, the worker writes it into a dead letter so one event can be replayed
+    alone, and tools pre-fill queues with it. Without ``message_id`` a fresh one is made.
+    """
+    return encode_items(EVENTS, "events", events, message_id)

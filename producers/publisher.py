@@ -1,11 +1,13 @@
-"""Publish event batches to RabbitMQ and wait for the broker's confirm.
+"""Publish batches to RabbitMQ and wait for the broker's confirm.
 
-At most ``max_in_flight`` messages await their confirm at once; requests that arrive meanwhile
-are coalesced into the next message (up to ``max_batch`` events), so batches grow with load and
-cost nothing when the producer is idle. Each request's future resolves only when the broker has
-confirmed the message that carries its events, so a 202 is never sent before the confirm.
-If the broker is unreachable, or the confirm does not come in time, the request fails with
-:class:`PublishFailed` and the HTTP layer answers 503.
+Each domain has a :class:`Lane`: its queue and how its items become one message (events,
+error reports, heartbeats, usage). Per lane, at most ``max_in_flight`` messages await their
+confirm at once; requests that arrive meanwhile are coalesced into the lane's next message (up
+to ``max_batch`` items), so batches grow with load and cost nothing when the producer is idle.
+Each request's future resolves only when the broker has confirmed the message that carries its
+items, so a 202 is never sent before the confirm. If the broker is unreachable, or the confirm
+does not come in time, the request fails with :class:`PublishFailed` and the HTTP layer
+answers 503.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiormq
 import structlog
 from aiormq.abc import AbstractChannel, AbstractConnection
 from pamqp import commands as spec
 
-from contracts import EventEnvelope, encode_batch
-from contracts.topology import EVENTS, queue_declarations
+from contracts import encode_batch
+from contracts.topology import EVENTS, Route, queue_declarations
 from hookyard import metrics
 from hookyard.errors import PublishFailed
 from hookyard.outages import BrokerOutage, one_line
@@ -30,9 +34,21 @@ from hookyard.outages import BrokerOutage, one_line
 log = structlog.get_logger(__name__)
 
 
+@dataclass(frozen=True)
+class Lane:
+    """A domain's queue and the encoder that makes one message of many items."""
+
+    route: Route
+    encode: Callable[[Sequence[Any], str], bytes]
+
+
+#: Verified webhook and deployment events, stored by ``store_events``.
+EVENTS_LANE = Lane(EVENTS, encode_batch)
+
+
 @dataclass
 class _Pending:
-    events: list[EventEnvelope]
+    events: Sequence[Any]
     future: asyncio.Future[None]
 
 
@@ -42,11 +58,27 @@ class _Batch:
     size: int = 0
 
 
+@dataclass
+class _LaneState:
+    """The batch forming for a lane, and its messages awaiting a confirm."""
+
+    lane: Lane
+    batch: _Batch = field(default_factory=_Batch)
+    flush_scheduled: bool = False
+    in_flight: int = 0
+
+
 class Publisher:
     """One confirming channel to RabbitMQ, kept open by a background task."""
 
     def __init__(
-        self, amqp_url: str, *, confirm_timeout: float, max_batch: int, max_in_flight: int = 1
+        self,
+        amqp_url: str,
+        *,
+        confirm_timeout: float,
+        max_batch: int,
+        max_in_flight: int = 1,
+        lanes: Sequence[Lane] = (EVENTS_LANE,),
     ) -> None:
         self._url = amqp_url
         self._confirm_timeout = confirm_timeout
@@ -54,9 +86,7 @@ class Publisher:
         self._max_in_flight = max_in_flight
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
-        self._batch = _Batch()
-        self._flush_scheduled = False
-        self._in_flight = 0
+        self._lanes = {lane.route.queue: _LaneState(lane) for lane in lanes}
         self._tasks: set[asyncio.Task[None]] = set()
         self._keeper: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -88,8 +118,8 @@ class Publisher:
             with contextlib.suppress(Exception):
                 await self._connection.close()
 
-    async def publish(self, events: list[EventEnvelope]) -> None:
-        """Return once RabbitMQ confirmed a persistent message holding ``events``.
+    async def publish(self, items: Sequence[Any], lane: Lane = EVENTS_LANE) -> None:
+        """Return once RabbitMQ confirmed a persistent message holding ``items`` on ``lane``'s queue.
 
         Raises PublishFailed when the broker is unreachable, refuses the message, or does not
         confirm within the timeout (the message may still arrive later: senders retry safely).
@@ -97,18 +127,19 @@ class Publisher:
         if not self.connected:
             metrics.PUBLISH_FAILURES.labels("disconnected").inc()
             raise PublishFailed("RabbitMQ is not connected")
+        state = self._lanes[lane.route.queue]
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        if self._batch.size and self._batch.size + len(events) > self._max_batch:
-            self._flush()
-        self._batch.pending.append(_Pending(events, future))
-        self._batch.size += len(events)
-        if self._batch.size >= self._max_batch:
-            self._flush()
-        elif not self._flush_scheduled:
+        if state.batch.size and state.batch.size + len(items) > self._max_batch:
+            self._flush(state)
+        state.batch.pending.append(_Pending(items, future))
+        state.batch.size += len(items)
+        if state.batch.size >= self._max_batch:
+            self._flush(state)
+        elif not state.flush_scheduled:
             # Flush after every request that is ready in this turn of the loop has joined the batch.
-            self._flush_scheduled = True
-            loop.call_soon(self._flush_if_idle)
+            state.flush_scheduled = True
+            loop.call_soon(self._flush_if_idle, state)
         # A timer rather than asyncio.wait_for: one handle per request instead of a task and a shield.
         timer = loop.call_later(self._confirm_timeout, self._expire, future)
         try:
@@ -123,28 +154,30 @@ class Publisher:
                 PublishFailed(f"RabbitMQ did not confirm within {self._confirm_timeout:g} s")
             )
 
-    def _flush_if_idle(self) -> None:
-        self._flush_scheduled = False
-        if self._in_flight < self._max_in_flight:
-            self._flush()
+    def _flush_if_idle(self, state: _LaneState) -> None:
+        state.flush_scheduled = False
+        if state.in_flight < self._max_in_flight:
+            self._flush(state)
         # Otherwise the batch keeps growing until a confirm frees a slot (see _publish).
 
-    def _flush(self) -> None:
-        batch, self._batch = self._batch, _Batch()
+    def _flush(self, state: _LaneState) -> None:
+        batch, state.batch = state.batch, _Batch()
         if not batch.pending:
             return
-        self._in_flight += 1
-        task = asyncio.create_task(self._publish(batch))
+        state.in_flight += 1
+        task = asyncio.create_task(self._publish(state, batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _publish(self, batch: _Batch) -> None:
+    async def _publish(self, state: _LaneState, batch: _Batch) -> None:
         try:
-            failure = await self._send([event for pending in batch.pending for event in pending.events])
+            failure = await self._send(
+                state.lane, [item for pending in batch.pending for item in pending.events]
+            )
         finally:
-            self._in_flight -= 1
-            if self._batch.pending and not self._flush_scheduled:
-                self._flush()
+            state.in_flight -= 1
+            if state.batch.pending and not state.flush_scheduled:
+                self._flush(state)
         for pending in batch.pending:
             if pending.future.done():
                 continue
@@ -153,7 +186,7 @@ class Publisher:
             else:
                 pending.future.set_exception(failure)
 
-    async def _send(self, events: list[EventEnvelope]) -> PublishFailed | None:
+    async def _send(self, lane: Lane, events: list[Any]) -> PublishFailed | None:
         """Publish one message and wait for its confirm; the failure to report, if any."""
         channel = self._channel
         if channel is None or channel.is_closed:
@@ -163,14 +196,14 @@ class Publisher:
         message_id = str(uuid.uuid4())
         try:
             confirmation = await channel.basic_publish(
-                encode_batch(events, message_id),
-                routing_key=EVENTS.queue,
+                lane.encode(events, message_id),
+                routing_key=lane.route.queue,
                 properties=spec.Basic.Properties(delivery_mode=2, message_id=message_id),
                 mandatory=True,
             )
         except aiormq.exceptions.PublishError:
             metrics.PUBLISH_FAILURES.labels("returned").inc()
-            return PublishFailed(f"RabbitMQ could not route the message to queue {EVENTS.queue!r}")
+            return PublishFailed(f"RabbitMQ could not route the message to queue {lane.route.queue!r}")
         except (aiormq.exceptions.AMQPError, ConnectionError, OSError) as exc:
             metrics.PUBLISH_FAILURES.labels("disconnected").inc()
             return PublishFailed(f"RabbitMQ connection lost: {exc!r}")
@@ -193,8 +226,9 @@ class Publisher:
             try:
                 self._connection = await aiormq.connect(self._url)
                 channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-                for name, arguments in queue_declarations(EVENTS.queue):
-                    await channel.queue_declare(name, durable=True, arguments=arguments)
+                for queue in self._lanes:
+                    for name, arguments in queue_declarations(queue):
+                        await channel.queue_declare(name, durable=True, arguments=arguments)
                 self._channel = channel
                 metrics.BROKER_CONNECTED.set(1)
                 if not self._ready.is_set() and not self._outage.ongoing:
