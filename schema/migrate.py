@@ -27,7 +27,11 @@ _FILENAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x486F6F6B  # "Hook"
 
 #: Tables partitioned by month, with their partition key; the scheduler keeps these ahead.
-PARTITIONED_TABLES: tuple[tuple[str, str], ...] = (("events", "received_at"),)
+#: Every one keeps its ledger keys in event_keys, which retention trims by the same months.
+PARTITIONED_TABLES: tuple[tuple[str, str], ...] = (
+    ("events", "received_at"),
+    ("error_occurrences", "received_at"),
+)
 
 
 @dataclass(frozen=True)

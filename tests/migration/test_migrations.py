@@ -55,6 +55,22 @@ EXPECTED_COLUMNS = {
         "last_used_at": "timestamp with time zone",
     },
     "project_links": {"target": "text", "project_id": "bigint", "created_at": "timestamp with time zone"},
+    "error_patterns": {
+        "id": "bigint", "project_id": "bigint", "pattern_hash": "text", "grouping": "text", "components": "jsonb",
+        "exception_type": "text", "title": "text", "sample_message": "text", "level": "text", "severity": "text",
+        "occurrence_count": "bigint", "first_seen_at": "timestamp with time zone",
+        "last_seen_at": "timestamp with time zone", "status": "USER-DEFINED",
+        "resolved_at": "timestamp with time zone", "regressed_at": "timestamp with time zone",
+        "regression_count": "integer", "resolution": "text", "auto_fixable": "boolean",
+        "ignored_until": "timestamp with time zone", "ignored_until_count": "bigint",
+        "created_at": "timestamp with time zone", "updated_at": "timestamp with time zone",
+    },
+    "error_occurrences": {
+        "project_id": "bigint", "event_id": "text", "received_at": "timestamp with time zone",
+        "occurred_at": "timestamp with time zone", "stored_at": "timestamp with time zone",
+        "pattern_hash": "text", "level": "text", "exception_type": "text", "message": "text", "release": "text",
+        "environment": "text", "origin": "text", "payload": "jsonb",
+    },
     "schema_migrations": {
         "version": "integer", "name": "text", "checksum": "text", "applied_at": "timestamp with time zone",
     },
@@ -111,7 +127,9 @@ def test_migrate_creates_the_database_and_the_expected_schema(empty_database_url
             f"events_{month}" for month in ("2026_10", "2026_11", "2026_12", "2027_01", "2027_02")
         } <= set(kinds)
         views = {row[0] for row in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
-        assert views == {"github_events", "slack_events", "linear_events", "deployment_events"}
+        assert views == {
+            "github_events", "slack_events", "linear_events", "deployment_events", "error_patterns_summary",
+        }  # fmt: skip
         key = conn.execute(
             "SELECT p.partstrat, a.attname FROM pg_partitioned_table p"
             " JOIN pg_attribute a ON a.attrelid = p.partrelid AND a.attnum = p.partattrs[0]"
