@@ -50,12 +50,9 @@ def drop_partitions_before(conn: psycopg.Connection[tuple[object, ...]], cutoff:
         rows = conn.execute(queries()["partitions_before"], {"parent": table, "cutoff": cutoff}).fetchall()
         for (partition,) in rows:
             with conn.transaction():
-                if table == "events":
-                    conn.execute(
-                        "DELETE FROM event_keys WHERE received_at < %s::timestamp AT TIME ZONE 'UTC'",
-                        (cutoff,),
-                    )
-                conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(str(partition))))
+                # With the owner's rights (migration 0008): the partition goes with its month's
+                # ledger keys, and the fleet's own role needs no DDL and no DELETE on event_keys.
+                conn.execute("SELECT hookyard_drop_month_partition(%s::regclass)", (str(partition),))
             metrics.PARTITIONS_DROPPED.labels(table).inc()
             log.info("partition_dropped", table=table, partition=partition, key=key)
             dropped.append(str(partition))
