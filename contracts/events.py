@@ -27,6 +27,7 @@ class Source(StrEnum):
     SLACK = "slack"
     LINEAR = "linear"
     DEPLOYMENT = "deployment"
+    SENTRY = "sentry"  # Sentry cron check-ins, until checks are built
 
 
 class EventFields(BaseModel):
@@ -94,7 +95,9 @@ def encode_message(route: Route, argument: dict[str, Any], message_id: str | Non
     )
 
 
-def encode_items(route: Route, field: str, items: Sequence[BaseModel], message_id: str | None = None) -> bytes:
+def encode_items(
+    route: Route, field: str, items: Sequence[BaseModel], message_id: str | None = None
+) -> bytes:
     """The message of a batch consumer: ``{"schema_version": 1, field: [item, ...]}``."""
     return encode_message(
         route,

@@ -36,3 +36,50 @@ class DeploymentIn(BaseModel):
     finished_at: AwareDatetime | None = None
     commit_sha: str | None = Field(default=None, max_length=64)
     url: str | None = Field(default=None, max_length=2048)
+
+
+class ErrorLevel(StrEnum):
+    """Sentry's levels."""
+
+    FATAL = "fatal"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+
+
+class FrameIn(BaseModel):
+    """One stack frame of a ``/v1/errors`` report; line numbers never take part in grouping."""
+
+    model_config = ConfigDict(extra="allow")
+
+    filename: str | None = Field(default=None, max_length=1024)
+    function: str | None = Field(default=None, max_length=1024)
+    lineno: int | None = Field(default=None, ge=0)
+    in_app: bool | None = None
+
+
+class ErrorIn(BaseModel):
+    """An error report from a service. ``id`` is the client's idempotency key within its project."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=255, description="Client-chosen idempotency key")
+    project: str | None = Field(
+        default=None,
+        pattern=PROJECT_NAME,
+        description="Project slug (or org/slug); required with the operator token, "
+        "defaults to the project key's own project",
+    )
+    message: str = Field(min_length=1, max_length=65_536)
+    service: str | None = Field(default=None, max_length=255)
+    environment: str | None = Field(default=None, max_length=255)
+    release: str | None = Field(default=None, max_length=255)
+    level: ErrorLevel = ErrorLevel.ERROR
+    exception_type: str | None = Field(default=None, max_length=1024)
+    frames: list[FrameIn] = Field(default_factory=list, max_length=500)
+    tags: dict[str, str] = Field(default_factory=dict)
+    timestamp: AwareDatetime | None = None
+    fingerprint: list[str] | None = Field(
+        default=None, min_length=1, max_length=50, description="Replaces the computed grouping"
+    )

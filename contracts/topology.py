@@ -23,6 +23,8 @@ class Route:
 
 #: Verified deliveries, stored by workers.store.store_events.
 EVENTS = Route(queue="events", actor="store_events")
+#: Error reports (Sentry events and /v1/errors), grouped into patterns by workers.patterns.
+ERRORS = Route(queue="errors", actor="store_error_reports")
 #: Messages whose retries ran out, recorded by workers.store.record_dead_letter.
 RETRIES_EXHAUSTED = Route(queue="dead_letters", actor="record_dead_letter")
 

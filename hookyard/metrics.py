@@ -24,6 +24,10 @@ HTTP_DURATION = Histogram(
 EVENTS_ACCEPTED = Counter("hookyard_events_accepted_total", "Events confirmed by RabbitMQ", ["source"])
 # Requests refused before publishing, by source and stable error code.
 EVENTS_REJECTED = Counter("hookyard_events_rejected_total", "Requests refused", ["source", "error"])
+# Sentry envelope items acknowledged but not stored, by item type (a fixed set, or "other").
+SENTRY_ITEMS_DROPPED = Counter(
+    "hookyard_sentry_items_dropped_total", "Sentry envelope items acknowledged and not stored", ["type"]
+)
 # Time from publish to RabbitMQ's confirm of one broker message.
 PUBLISH_CONFIRM = Histogram(
     "hookyard_publish_confirm_seconds", "Publisher confirm latency", buckets=_LATENCY_BUCKETS
@@ -67,6 +71,34 @@ FRESHNESS = Histogram(
     "Received-to-committed latency",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
+
+# --- error patterns (labelled by project: see project_label for the cap) ---
+# Error reports stored for the first time (each report once, however often redelivered).
+ERROR_OCCURRENCES = Counter("hookyard_error_occurrences_total", "Error reports stored", ["project"])
+# Patterns seen for the first time.
+ERROR_PATTERNS_NEW = Counter("hookyard_error_patterns_new_total", "New error patterns", ["project"])
+# Resolved patterns that occurred again.
+ERROR_REGRESSIONS = Counter("hookyard_error_regressions_total", "Error pattern regressions", ["project"])
+
+#: Distinct project label values one process exports before the rest share "other".
+PROJECT_LABEL_CAP = 200
+_project_labels: set[str] = set()
+
+
+def project_label(project_id: int | None) -> str:
+    """A bounded ``project`` label: the project id for the first PROJECT_LABEL_CAP projects seen.
+
+    Prometheus keeps a series per label value; a fleet with thousands of projects would
+    otherwise make thousands per metric. Past the cap, projects are counted under "other".
+    """
+    label = str(project_id) if project_id is not None else "none"
+    if label in _project_labels:
+        return label
+    if len(_project_labels) >= PROJECT_LABEL_CAP:
+        return "other"
+    _project_labels.add(label)
+    return label
+
 
 # --- scheduler ---
 # Partitions created ahead of time (or split out of a default partition).

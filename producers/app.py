@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import psycopg
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,12 +23,24 @@ from contracts.keys import Scope as KeyScope
 from hookyard import metrics
 from hookyard.config import Settings
 from hookyard.errors import PublishFailed
-from producers import deployments, github, linear, slack
+from producers import deployments, github, linear, reports, sentry, slack
 from producers.deliveries import Verified, guard_headers
 from producers.errors import IngestError
+from producers.http import (
+    Handler,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    error_response,
+    json_response,
+    read_body,
+    read_headers,
+)
 from producers.keys import KeyRegistry, authenticate
 from producers.openapi import openapi_json
-from producers.publisher import Publisher
+from producers.publisher import ERRORS_LANE, EVENTS_LANE, Lane, Publisher
 from producers.router import MethodNotAllowed, Router
 
 log = structlog.get_logger(__name__)
@@ -39,95 +49,6 @@ log = structlog.get_logger(__name__)
 Verify = Callable[[Mapping[str, str], bytes, Any, datetime], Verified]
 #: Runs before the body is read: a webhook's secrets, or the principal of a bearer request.
 Authorize = Callable[[Mapping[str, str]], Any]
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: bytes
-    content_type: bytes = b"application/json"
-    headers: tuple[tuple[bytes, bytes], ...] = ()
-
-
-def json_response(content: Any, status: int = 200, headers: tuple[tuple[bytes, bytes], ...] = ()) -> Response:
-    return Response(status, orjson.dumps(content), headers=headers)
-
-
-def error_response(exc: IngestError) -> Response:
-    """SPEC's error body; a 503 says when to come back."""
-    return json_response(exc.body(), exc.status, headers=_RETRY_LATER if exc.status == 503 else ())
-
-
-_RETRY_LATER = ((b"retry-after", b"5"),)
-
-
-async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
-    """The whole body, or 413 as soon as it is known to exceed ``limit`` (before reading it all)."""
-    declared = headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise IngestError(400, "invalid_header", "Content-Length is not a number.") from None
-        if size > limit:
-            raise IngestError(413, "payload_too_large", f"The body is larger than {limit} bytes.")
-    chunks = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise IngestError(
-                400, "client_disconnected", "The client went away before sending the whole body."
-            )
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise IngestError(413, "payload_too_large", f"The body is larger than {limit} bytes.")
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-_NO_REPEATS: frozenset[str] = frozenset()
-
-
-def read_headers(raw: list[tuple[bytes, bytes]]) -> tuple[dict[str, str], frozenset[str]]:
-    """The request's headers by lowercase name, and the names sent more than once.
-
-    Values are Latin-1 as HTTP/1.1 carries them; :func:`producers.deliveries.guard_headers`
-    refuses repeats and non-UTF-8 values of the headers a source authenticates or identifies by.
-    """
-    headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in raw}
-    if len(headers) == len(raw):
-        return headers, _NO_REPEATS
-    seen: set[str] = set()
-    repeated = set()
-    for key, _ in raw:
-        name = key.decode("latin-1")
-        if name in seen:
-            repeated.add(name)
-        seen.add(name)
-    return headers, frozenset(repeated)
-
-
-@dataclass(slots=True)
-class Request:
-    """What a handler sees of one HTTP request."""
-
-    scope: Scope
-    headers: dict[str, str]
-    receive: Receive
-    #: Header names sent more than once.
-    repeated: frozenset[str]
-    #: The route's path parameters, converted.
-    params: dict[str, object]
-
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 
 def _constant(secrets: tuple[str, ...]) -> Authorize:
@@ -179,10 +100,22 @@ class IngestApp:
                 self._bearer(KeyScope.DEPLOYMENTS),
             ),
         )
+        self.router.add(
+            "POST",
+            "/v1/errors",
+            self._ingest(
+                "error",
+                self._errors,
+                deployments.GUARDED_HEADERS,
+                self._bearer(KeyScope.ERRORS),
+                lane=ERRORS_LANE,
+            ),
+        )
         for method, path, handler in (
+            ("POST", "/api/{project_id:int}/envelope/", self._sentry(envelope=True)),
+            ("POST", "/api/{project_id:int}/store/", self._sentry(envelope=False)),
             ("POST", "/v1/heartbeats", self._not_built(KeyScope.HEARTBEATS)),
             ("POST", "/v1/usage", self._not_built(KeyScope.USAGE)),
-            ("POST", "/v1/errors", self._not_built(KeyScope.ERRORS)),
             ("GET", "/healthz", self._healthz),
             ("GET", "/readyz", self._readyz),
             ("GET", "/metrics", self._metrics),
@@ -252,6 +185,11 @@ class IngestApp:
     ) -> Verified:
         return deployments.verify(headers, raw, principal, received_at, self.registry)
 
+    def _errors(
+        self, headers: Mapping[str, str], raw: bytes, principal: Any, received_at: datetime
+    ) -> Verified:
+        return reports.verify(headers, raw, principal, received_at, self.registry)
+
     def _bearer(self, scope: KeyScope) -> Authorize:
         """Authorize a ``/v1`` request by the operator token or a project key holding ``scope``."""
         tokens = self.settings.hookyard_ingest_token
@@ -265,6 +203,7 @@ class IngestApp:
         authorize: Authorize,
         *,
         routed: bool = False,
+        lane: Lane = EVENTS_LANE,
     ) -> Handler:
         """verify → identify → publish → 202. ``routed`` events join the project their source is linked to."""
         accepted = metrics.EVENTS_ACCEPTED.labels(source)
@@ -287,12 +226,12 @@ class IngestApp:
                 return json_response(verified.reply)
             events = self.registry.route(verified.events) if routed else verified.events
             try:
-                await self.publisher.publish(events)
+                await self.publisher.publish(events, lane)
             except PublishFailed as exc:
                 log.warning(
                     "publish_failed",
                     source=source,
-                    delivery_id=events[0].delivery_id if len(events) == 1 else None,
+                    delivery_id=lane.identify(events[0]) if len(events) == 1 else None,
                     events=len(events),
                     error=str(exc),
                     **verified.log_context,
@@ -307,12 +246,64 @@ class IngestApp:
                 )
             accepted.inc(len(events))
             if len(events) == 1:
-                log.debug(
-                    "event_accepted", source=source, delivery_id=events[0].delivery_id, **verified.log_context
-                )
-                return json_response({"delivery_id": events[0].delivery_id}, 202)
+                delivery_id = lane.identify(events[0])
+                log.debug("event_accepted", source=source, delivery_id=delivery_id, **verified.log_context)
+                return json_response({"delivery_id": delivery_id}, 202)
             log.debug("events_accepted", source=source, events=len(events))
-            return json_response({"delivery_ids": [event.delivery_id for event in events]}, 202)
+            return json_response({"delivery_ids": [lane.identify(event) for event in events]}, 202)
+
+        return endpoint
+
+    def _sentry(self, *, envelope: bool) -> Handler:
+        """``/api/<project id>/envelope/`` (or ``/store/``): see :mod:`producers.sentry`."""
+        accepted_reports = metrics.EVENTS_ACCEPTED.labels("sentry")
+        limit = self.settings.hookyard_max_body_bytes
+
+        async def endpoint(request: Request) -> Response:
+            received_at = datetime.now(UTC)
+            headers = request.headers
+            try:
+                guard_headers(headers, request.repeated, sentry.GUARDED_HEADERS)
+                key = sentry.project_key(
+                    self.registry,
+                    sentry.sentry_key(headers, request.scope.get("query_string", b"")),
+                    int(str(request.params["project_id"])),
+                )
+                raw = await read_body(headers, request.receive, limit)
+                body = sentry.decode_content(raw, headers.get("content-encoding"), limit)
+                if envelope:
+                    accepted = sentry.accept_envelope(body, key, received_at)
+                else:
+                    report = sentry.event_report(body, key, received_at, None)
+                    accepted = sentry.Accepted(event_id=report.event_id, reports=[report])
+            except IngestError as exc:
+                metrics.EVENTS_REJECTED.labels("sentry", exc.code).inc()
+                log.info(
+                    "request_refused", source="sentry", status=exc.status, error=exc.code, detail=exc.detail
+                )
+                return error_response(exc)
+            publishes = []
+            if accepted.reports:
+                publishes.append(self.publisher.publish(accepted.reports, ERRORS_LANE))
+            if accepted.check_ins:
+                publishes.append(self.publisher.publish(accepted.check_ins, EVENTS_LANE))
+            try:
+                await asyncio.gather(*publishes)
+            except PublishFailed as exc:
+                log.warning("publish_failed", source="sentry", delivery_id=accepted.event_id, error=str(exc))
+                return json_response(
+                    {
+                        "error": "broker_unavailable",
+                        "detail": f"The envelope was not accepted: {exc}. Retry later.",
+                    },
+                    503,
+                    headers=((b"retry-after", b"5"),),
+                )
+            accepted_reports.inc(len(accepted.reports) + len(accepted.check_ins))
+            for item_type in accepted.dropped:
+                metrics.SENTRY_ITEMS_DROPPED.labels(item_type).inc()
+            log.debug("sentry_accepted", delivery_id=accepted.event_id, reports=len(accepted.reports))
+            return json_response({"id": accepted.event_id} if accepted.event_id else {}, 200)
 
         return endpoint
 

@@ -24,7 +24,8 @@ from producers.errors import (
 class Verified:
     """The outcome of verifying and identifying one request."""
 
-    events: list[EventEnvelope] = field(default_factory=list)
+    #: What to publish: events, or the items of another lane (error reports, ...).
+    events: list[Any] = field(default_factory=list)
     # Set when the request is answered directly instead of published (Slack url_verification).
     reply: dict[str, Any] | None = None
     # Context to bind to the request's log lines (retry numbers and the like).

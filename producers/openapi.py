@@ -21,6 +21,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema
 
 from contracts import DeploymentIn
+from contracts.ingest import ErrorIn
 from contracts.responses import (
     Accepted,
     AcceptedBatch,
@@ -261,14 +262,6 @@ _LINEAR_WEBHOOK = {
     },
 }
 
-_ONE_OR_MANY_DEPLOYMENTS = {
-    "oneOf": [
-        DeploymentIn,
-        {"type": "array", "items": DeploymentIn, "minItems": 1, "maxItems": 1000},
-    ],
-    "description": "One object, or an array of 1 to 1,000 accepted or refused whole.",
-}
-
 
 #: A printable ASCII identity of 1 to 255 characters (UTF-8 is accepted too; an empty one is missing).
 _IDENTITY: dict[str, Any] = {"minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"}
@@ -276,6 +269,50 @@ _IDENTITY: dict[str, Any] = {"minLength": 1, "maxLength": 255, "pattern": "^[!-~
 
 def _header(name: str, description: str, *, required: bool = False, **schema: Any) -> Param:
     return Param(name, description, required=required, schema={"type": "string", **schema})
+
+
+def _v1_endpoint(
+    path: str, operation_id: str, summary: str, model: type[BaseModel], description: str
+) -> Endpoint:
+    """A ``/v1`` endpoint: one object or an array of them, the operator token or a project key."""
+    return Endpoint(
+        "POST",
+        path,
+        operation_id,
+        summary,
+        "v1",
+        description=description,
+        security=("ingestToken", "projectKey"),
+        bodies={
+            "application/json": {
+                "oneOf": [model, {"type": "array", "items": model, "minItems": 1, "maxItems": 1000}],
+                "description": "One object, or an array of 1 to 1,000 accepted or refused whole.",
+            }
+        },
+        answers={
+            202: Answer(
+                _ACCEPTED.description
+                + " One object answers `delivery_id`; several, `delivery_ids` in order.",
+                {"anyOf": [Accepted, AcceptedBatch]},
+            ),
+            400: Answer(
+                f"`invalid_json`: not JSON, or JSON but neither an object nor an array. {_AUTH_REPEATED}"
+            ),
+            401: _TOKEN_REFUSED,
+            403: _KEY_FORBIDDEN,
+            413: _TOO_LARGE,
+            415: _unsupported("application/json"),
+            422: Answer(
+                "`validation_failed`: an object fails its schema, or the array is empty or longer than "
+                "1,000. Nothing of the request is kept.",
+                ValidationFailed,
+            ),
+            503: Answer(
+                f"{_BROKER_UNAVAILABLE.description} Or {_KEYS_UNAVAILABLE}",
+                headers=_BROKER_UNAVAILABLE.headers,
+            ),
+        },
+    )
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -364,37 +401,87 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         )
         | {401: _signature_refused("`stale_timestamp`"), 415: _unsupported("application/json")},
     ),
-    Endpoint(
-        "POST",
+    _v1_endpoint(
         "/v1/deployments",
         "ingestDeployments",
         "Deployment events from a pipeline",
-        "v1",
-        description="The body's `id` is the client's idempotency key: sending it again stores nothing new.",
-        security=("ingestToken", "projectKey"),
-        bodies={"application/json": _ONE_OR_MANY_DEPLOYMENTS},
-        answers={
-            202: Answer(
-                _ACCEPTED.description + " One event answers `delivery_id`; several, `delivery_ids` in order.",
-                {"anyOf": [Accepted, AcceptedBatch]},
+        DeploymentIn,
+        "The body's `id` is the client's idempotency key: sending it again stores nothing new.",
+    ),
+    _v1_endpoint(
+        "/v1/errors",
+        "ingestErrors",
+        "Error reports from a service, grouped into patterns",
+        ErrorIn,
+        "Each object is one report; its `id` is the idempotency key within its project, so sending it "
+        "again counts nothing twice. `project` is required with the operator token. Grouping follows "
+        "`fingerprint`, else the exception type and in-app frames, else the normalized message.",
+    ),
+    *(
+        Endpoint(
+            "POST",
+            f"/api/{{project_id}}/{kind}/",
+            operation_id,
+            summary,
+            "sentry",
+            description=description
+            + " Authenticated by the DSN's key: `X-Sentry-Auth: Sentry sentry_key=<key>, ...` or the "
+            "`sentry_key` query parameter. `Content-Encoding` may be gzip, deflate or br; "
+            "HOOKYARD_MAX_BODY_BYTES bounds the decoded size too.",
+            params=(
+                Param("project_id", "The project's id, as in its DSN.", "path", True, {"type": "integer"}),
+                Param("sentry_key", "The DSN's public key (instead of X-Sentry-Auth).", "query"),
+                _header("X-Sentry-Auth", "`Sentry sentry_key=<project key>, sentry_version=7, ...`"),
+                _header("Content-Encoding", "gzip, deflate, br or identity."),
             ),
-            400: Answer(
-                f"`invalid_json`: not JSON, or JSON but neither an object nor an array. {_AUTH_REPEATED}"
+            bodies={media_type: {"type": "string", "description": description} for media_type in media_types},
+            answers={
+                200: Answer(
+                    "Accepted once RabbitMQ confirmed every message the request became: "
+                    '`{"id": <event id>}`, or `{}` for an envelope without an event.',
+                    {"type": "object", "properties": {"id": {"type": "string"}}},
+                ),
+                400: Answer(
+                    "`invalid_envelope` (a header or item not JSON, an item shorter or longer than its "
+                    "`length`), `invalid_encoding` (corrupt or truncated compression), `invalid_check_in`, "
+                    "`invalid_field`; nothing of the request is kept. Or `duplicate_header` / "
+                    "`invalid_header`."
+                ),
+                401: Answer("`missing_key`, `invalid_key`, `key_revoked`: not a live project key."),
+                404: Answer("`not_found`: the project id in the path is not a number."),
+                403: Answer(
+                    "`forbidden_project`: the key belongs to another project; "
+                    "`missing_scope`: no errors scope."
+                ),
+                413: Answer(
+                    "`payload_too_large`: the body, or its decoded form, is over HOOKYARD_MAX_BODY_BYTES."
+                ),
+                415: Answer("`unsupported_encoding`: a Content-Encoding other than gzip, deflate or br."),
+                503: Answer(
+                    f"{_BROKER_UNAVAILABLE.description} Or {_KEYS_UNAVAILABLE}",
+                    headers=_BROKER_UNAVAILABLE.headers,
+                ),
+            },
+        )
+        for kind, operation_id, summary, description, media_types in (
+            (
+                "envelope",
+                "sentryEnvelope",
+                "A Sentry envelope",
+                "A header line, then items (a header line with `type` and usually `length`, then the "
+                "payload). "
+                "`event` items are error reports, `check_in` items are kept as events (source `sentry`); "
+                "other item types are acknowledged, counted and not stored.",
+                ("application/x-sentry-envelope", "application/octet-stream"),
             ),
-            401: _TOKEN_REFUSED,
-            403: _KEY_FORBIDDEN,
-            413: _TOO_LARGE,
-            415: _unsupported("application/json"),
-            422: Answer(
-                "`validation_failed`: an object fails its schema, or the array is empty or longer than "
-                "1,000. Nothing of the request is kept.",
-                ValidationFailed,
+            (
+                "store",
+                "sentryStore",
+                "A Sentry event (the legacy endpoint)",
+                "One Sentry event as JSON.",
+                ("application/json",),
             ),
-            503: Answer(
-                f"{_BROKER_UNAVAILABLE.description} Or {_KEYS_UNAVAILABLE}",
-                headers=_BROKER_UNAVAILABLE.headers,
-            ),
-        },
+        )
     ),
     *(
         Endpoint(
@@ -417,7 +504,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         for path, operation_id, what in (
             ("/v1/heartbeats", "ingestHeartbeats", "Service heartbeats"),
             ("/v1/usage", "ingestUsage", "Usage records"),
-            ("/v1/errors", "ingestErrors", "Error reports"),
         )
     ),
     Endpoint(
@@ -477,6 +563,7 @@ ROUTER_ANSWERS: dict[str, Answer] = {
 TAGS: dict[str, str] = {
     "webhooks": "Signed deliveries of the senders, verified over the raw body",
     "v1": "Hookyard's own event API, with a bearer token",
+    "sentry": "The Sentry protocol: an unmodified Sentry SDK, given a project's DSN",
     "operations": "Health, readiness, metrics and this document",
 }
 

@@ -26,7 +26,8 @@ from aiormq.abc import AbstractChannel, AbstractConnection
 from pamqp import commands as spec
 
 from contracts import encode_batch
-from contracts.topology import EVENTS, Route, queue_declarations
+from contracts.reports import encode_reports
+from contracts.topology import ERRORS, EVENTS, Route, queue_declarations
 from hookyard import metrics
 from hookyard.errors import PublishFailed
 from hookyard.outages import BrokerOutage, one_line
@@ -36,14 +37,19 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Lane:
-    """A domain's queue and the encoder that makes one message of many items."""
+    """A domain's queue, the encoder that makes one message of many items, and an item's id."""
 
     route: Route
     encode: Callable[[Sequence[Any], str], bytes]
+    identify: Callable[[Any], str]
 
 
 #: Verified webhook and deployment events, stored by ``store_events``.
-EVENTS_LANE = Lane(EVENTS, encode_batch)
+EVENTS_LANE = Lane(EVENTS, encode_batch, lambda event: str(event.delivery_id))
+#: Error reports, grouped by ``store_error_reports``.
+ERRORS_LANE = Lane(ERRORS, encode_reports, lambda report: str(report.event_id))
+#: Every lane the web process publishes on.
+LANES = (EVENTS_LANE, ERRORS_LANE)
 
 
 @dataclass
@@ -78,7 +84,7 @@ class Publisher:
         confirm_timeout: float,
         max_batch: int,
         max_in_flight: int = 1,
-        lanes: Sequence[Lane] = (EVENTS_LANE,),
+        lanes: Sequence[Lane] = LANES,
     ) -> None:
         self._url = amqp_url
         self._confirm_timeout = confirm_timeout

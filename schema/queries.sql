@@ -188,3 +188,53 @@ FROM targets t
 LEFT JOIN created c ON c.organization_id = t.organization_id AND c.slug = t.slug
 LEFT JOIN projects p ON p.organization_id = t.organization_id AND p.slug = t.slug
 WHERE coalesce(c.id, p.id) IS NOT NULL;
+
+-- name: copy_error_occurrences --
+-- Binary COPY of the error reports whose ledger claim was new (see workers/patterns.py).
+COPY error_occurrences (project_id, event_id, received_at, occurred_at, pattern_hash, level, exception_type,
+                        message, release, environment, origin, payload)
+FROM STDIN (FORMAT BINARY);
+
+-- name: upsert_error_patterns --
+-- One row per pattern of a transaction, its reports already added up, in key order. A resolved
+-- pattern that occurs again regresses; an ignored one reopens once its limit has passed.
+-- Returns, per pattern, whether this statement created it and whether it regressed it
+-- (regressed_at is set to the transaction's time).
+INSERT INTO error_patterns AS p (project_id, pattern_hash, grouping, components, exception_type, title,
+                                 sample_message, level, severity, occurrence_count, first_seen_at,
+                                 last_seen_at)
+SELECT * FROM unnest(%(project_id)s::bigint[], %(pattern_hash)s::text[], %(grouping)s::text[],
+                     %(components)s::text[]::jsonb[], %(exception_type)s::text[], %(title)s::text[],
+                     %(sample_message)s::text[], %(level)s::text[], %(severity)s::text[],
+                     %(occurrences)s::bigint[], %(first_seen)s::timestamptz[], %(last_seen)s::timestamptz[])
+ON CONFLICT (project_id, pattern_hash) DO UPDATE
+SET occurrence_count = p.occurrence_count + excluded.occurrence_count,
+    first_seen_at = least(p.first_seen_at, excluded.first_seen_at),
+    last_seen_at = greatest(p.last_seen_at, excluded.last_seen_at),
+    level = coalesce(excluded.level, p.level),
+    status = CASE
+        WHEN p.status = 'resolved' THEN 'unresolved'::error_pattern_status
+        WHEN p.status = 'ignored'
+             AND (p.ignored_until <= excluded.last_seen_at
+                  OR p.ignored_until_count <= p.occurrence_count + excluded.occurrence_count)
+            THEN 'unresolved'::error_pattern_status
+        ELSE p.status
+    END,
+    resolved_at = CASE WHEN p.status = 'resolved' THEN NULL ELSE p.resolved_at END,
+    regressed_at = CASE WHEN p.status = 'resolved' THEN now() ELSE p.regressed_at END,
+    regression_count = p.regression_count + CASE WHEN p.status = 'resolved' THEN 1 ELSE 0 END,
+    ignored_until = CASE
+        WHEN p.status = 'ignored'
+             AND (p.ignored_until <= excluded.last_seen_at
+                  OR p.ignored_until_count <= p.occurrence_count + excluded.occurrence_count)
+            THEN NULL
+        ELSE p.ignored_until
+    END,
+    ignored_until_count = CASE
+        WHEN p.status = 'ignored'
+             AND (p.ignored_until <= excluded.last_seen_at
+                  OR p.ignored_until_count <= p.occurrence_count + excluded.occurrence_count)
+            THEN NULL
+        ELSE p.ignored_until_count
+    END
+RETURNING project_id, pattern_hash, xmax = 0 AS created, xmax <> 0 AND regressed_at = now() AS regressed;

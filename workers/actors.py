@@ -29,13 +29,14 @@ from hookyard.errors import PoisonMessage, TransientError
 from workers.breaker import Breaker, BreakerGate
 from workers.group import GroupCommit
 from workers.ledger import DeadLetter, LedgerStore, Pool, Store
+from workers.patterns import PatternStore
 from workers.registry import BATCH_CONSUMERS, CONSUMERS, Consumer
 from workers.store import EventStore
 
 log = structlog.get_logger(__name__)
 
 #: The ledger store of each batch consumer's domain, by consumer name.
-STORES: dict[str, Callable[[Pool], LedgerStore[Any]]] = {"events": EventStore}
+STORES: dict[str, Callable[[Pool], LedgerStore[Any]]] = {"events": EventStore, "errors": PatternStore}
 
 
 class LogContext(Middleware):
@@ -203,6 +204,7 @@ def register_actors(
             },
         )
         for consumer in BATCH_CONSUMERS
+        if consumer.name in stores  # a test may run one domain; the fleet runs them all (build_stores)
     }
     actors[dead.name] = dramatiq.Actor(
         record_dead_letter,

@@ -160,7 +160,11 @@ class LedgerStore(ABC, Generic[T]):
         """The queue message that replays ``item`` alone, for its dead letter."""
 
     def prepare(self, items: list[T]) -> list[T]:
-        """Before the transaction: complete items from the database (in transactions of their own)."""
+        """Before the transaction: complete items from the database (in transactions of their own).
+
+        Returns the items in the same order, one for one: keys may depend on what it completes
+        (a report's project id), and results are attributed to messages by key.
+        """
         return items
 
     def rescue(
@@ -174,6 +178,12 @@ class LedgerStore(ABC, Generic[T]):
 
     def observe(self, items: Sequence[T], result: StoreResult, committed: datetime) -> None:
         """Count what one message's items did (the domain's metrics)."""
+
+    def begin(self) -> None:
+        """Called before each transaction attempt, in the thread that runs it."""
+
+    def committed(self) -> None:
+        """Called after a transaction committed, in the thread that ran it (per-transaction metrics)."""
 
     # -- provided ------------------------------------------------------------------------------
 
@@ -203,14 +213,18 @@ class LedgerStore(ABC, Generic[T]):
         the shared transaction fails once and each message is then stored on its own, so only
         that message falls back to one item at a time.
         """
-        combined = self.prepare(self.unique_in_lock_order([item for items, _ in batches for item in items]))
         started = time.perf_counter()
+        prepared = iter(self.prepare([item for items, _ in batches for item in items]))
+        batches = [([next(prepared) for _ in items], message_id) for items, message_id in batches]
+        combined = self.unique_in_lock_order([item for items, _ in batches for item in items])
         results: list[StoreResult] | None = None
         try:
             with self.pool.connection() as conn:
                 try:
+                    self.begin()
                     stored = self.insert(conn, combined)
                     conn.commit()
+                    self.committed()
                     results = self._attribute(batches, stored)
                 except psycopg.Error as exc:
                     rollback_quietly(conn)
@@ -218,7 +232,9 @@ class LedgerStore(ABC, Generic[T]):
                         raise
                     if len(batches) == 1:
                         # Something in the message can never be stored: find it, keep its neighbours.
+                        self.begin()
                         results = [self._store_one_by_one(conn, combined, batches[0][1])]
+                        self.committed()
                 except BaseException:
                     rollback_quietly(conn)
                     raise
@@ -323,3 +339,25 @@ class LedgerStore(ABC, Generic[T]):
         result.stored.extend(stored)
         result.rescued.extend(stored)
         return None
+
+
+def resolve_project_names(pool: Pool, names: Sequence[str]) -> dict[str, int]:
+    """The ids of projects named ``slug`` (default organization) or ``org/slug``, creating missing ones.
+
+    Reports under the operator token may name a project no web process knew: it is created as
+    ``discovered`` in its organization, if that exists. Runs in transactions of its own, before
+    a store, so a project row lock is never held for a whole batch; a project another worker
+    creates at the same moment is missing from the first answer, and is asked for once more.
+    """
+    try:
+        with pool.connection() as conn:
+            rows = conn.execute(queries()["resolve_project_names"], {"names": list(names)}).fetchall()
+            conn.commit()
+            ids = {str(name): int(project_id) for name, project_id in rows}
+            if missing := [name for name in names if name not in ids]:
+                rows = conn.execute(queries()["resolve_project_names"], {"names": missing}).fetchall()
+                conn.commit()
+                ids.update({str(name): int(project_id) for name, project_id in rows})
+    except Exception as exc:
+        raise translate(exc) from exc
+    return ids

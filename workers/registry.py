@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from contracts import EventBatch
-from contracts.topology import EVENTS, RETRIES_EXHAUSTED, Route
+from contracts.reports import ErrorReportBatch
+from contracts.topology import ERRORS, EVENTS, RETRIES_EXHAUSTED, Route
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,13 @@ CONSUMERS: dict[str, Consumer] = {
             "stores verified deliveries in the partitioned events table",
             message=EventBatch,
             items="events",
+        ),
+        Consumer(
+            "errors",
+            ERRORS,
+            "groups error reports into patterns and keeps every occurrence once",
+            message=ErrorReportBatch,
+            items="reports",
         ),
         Consumer(
             "dead_letters",

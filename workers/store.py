@@ -33,7 +33,6 @@ from contracts import EventEnvelope, encode_batch
 from contracts.topology import EVENTS
 from hookyard import metrics
 from schema import queries
-from workers.errors import translate
 from workers.ledger import (
     Batch,
     Connection,
@@ -43,6 +42,7 @@ from workers.ledger import (
     Store,
     StoreResult,
     execute_opening,
+    resolve_project_names,
 )
 
 __all__ = ["Batch", "DeadLetter", "EventStore", "Store", "StoreResult", "jsonb_safe"]
@@ -102,13 +102,14 @@ def jsonb_cannot_hold(exc: psycopg.Error) -> bool:
     return isinstance(exc, psycopg.errors.UntranslatableCharacter)
 
 
-def _without_nul(value: Any) -> Any:
+def without_nul(value: Any) -> Any:
+    """``value`` (parsed JSON) with every NUL in its strings and keys replaced by U+FFFD."""
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
     if isinstance(value, dict):
-        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_without_nul(item) for item in value]
+        return [without_nul(item) for item in value]
     return value
 
 
@@ -118,7 +119,7 @@ def jsonb_safe(payload: str) -> str:
     The copy queries like the original: only the characters jsonb cannot hold differ. The
     original goes to ``events.payload_raw``; see migration 0005.
     """
-    return orjson.dumps(_without_nul(orjson.loads(payload))).decode()
+    return orjson.dumps(without_nul(orjson.loads(payload))).decode()
 
 
 class EventStore(LedgerStore[EventEnvelope]):
@@ -144,18 +145,7 @@ class EventStore(LedgerStore[EventEnvelope]):
         names = sorted({str(e.fields.project) for e in items if e.project_id is None and e.fields.project})
         if not names:
             return items
-        try:
-            with self.pool.connection() as conn:
-                rows = conn.execute(queries()["resolve_project_names"], {"names": names}).fetchall()
-                ids: dict[str, int] = {str(name): int(project_id) for name, project_id in rows}
-                conn.commit()
-                if missing := [name for name in names if name not in ids]:  # created by another worker now
-                    ids.update(
-                        conn.execute(queries()["resolve_project_names"], {"names": missing}).fetchall()
-                    )
-                    conn.commit()
-        except Exception as exc:
-            raise translate(exc) from exc
+        ids = resolve_project_names(self.pool, names)
         return [
             event.model_copy(update={"project_id": ids[event.fields.project]})
             if event.project_id is None and event.fields.project in ids

@@ -44,6 +44,14 @@ from tests.conftest import (
 #: Generated cases per operation and phase: enough to reach every answer, small enough for seconds.
 MAX_EXAMPLES = 30
 
+
+
+@schemathesis.serializer("application/x-sentry-envelope")
+def _sentry_envelope(ctx: Any, value: Any) -> bytes:
+    """An envelope is bytes on the wire, as application/octet-stream is (Sentry SDKs send this type)."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 schema = schemathesis.openapi.from_dict(openapi_document())
 schema.config.generation.update(
     modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE], max_examples=MAX_EXAMPLES, deterministic=True
@@ -90,6 +98,13 @@ def _as_sender(case: Any, base_url: str) -> dict[str, Any]:
     if case.meta is None or case.meta.generation.mode is not GenerationMode.POSITIVE:
         return {}
     path, headers, body = case.operation.path, case.headers or {}, case.body
+    if path == "/v1/errors":
+        # The tests send the operator token, which must name the project (a key implies its own):
+        # a rule of the credentials the schema of the body cannot say.
+        for report in body if isinstance(body, list) else [body]:
+            if isinstance(report, dict) and report.get("project") is None:
+                report["project"] = "contract-tests"
+        return {}
     if path == "/webhooks/github" and "X-Hub-Signature-256" in headers:
         if case.media_type == "application/x-www-form-urlencoded" and isinstance(body, dict):
             # GitHub's payload field is always a JSON document; the schema can only say "a string".

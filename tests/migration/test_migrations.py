@@ -56,8 +56,9 @@ EXPECTED_COLUMNS = {
     },
     "project_links": {"target": "text", "project_id": "bigint", "created_at": "timestamp with time zone"},
     "error_patterns": {
-        "id": "bigint", "project_id": "bigint", "pattern_hash": "text", "grouping": "text", "components": "jsonb",
-        "exception_type": "text", "title": "text", "sample_message": "text", "level": "text", "severity": "text",
+        "id": "bigint", "project_id": "bigint", "pattern_hash": "text", "grouping": "text",
+        "components": "jsonb", "exception_type": "text", "title": "text", "sample_message": "text",
+        "level": "text", "severity": "text",
         "occurrence_count": "bigint", "first_seen_at": "timestamp with time zone",
         "last_seen_at": "timestamp with time zone", "status": "USER-DEFINED",
         "resolved_at": "timestamp with time zone", "regressed_at": "timestamp with time zone",
@@ -68,8 +69,8 @@ EXPECTED_COLUMNS = {
     "error_occurrences": {
         "project_id": "bigint", "event_id": "text", "received_at": "timestamp with time zone",
         "occurred_at": "timestamp with time zone", "stored_at": "timestamp with time zone",
-        "pattern_hash": "text", "level": "text", "exception_type": "text", "message": "text", "release": "text",
-        "environment": "text", "origin": "text", "payload": "jsonb",
+        "pattern_hash": "text", "level": "text", "exception_type": "text", "message": "text",
+        "release": "text", "environment": "text", "origin": "text", "payload": "jsonb",
     },
     "schema_migrations": {
         "version": "integer", "name": "text", "checksum": "text", "applied_at": "timestamp with time zone",
