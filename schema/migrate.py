@@ -31,6 +31,8 @@ _LOCK_KEY = 0x486F6F6B  # "Hook"
 PARTITIONED_TABLES: tuple[tuple[str, str], ...] = (
     ("events", "received_at"),
     ("error_occurrences", "received_at"),
+    ("check_pings", "received_at"),
+    ("project_metrics", "recorded_at"),
 )
 
 

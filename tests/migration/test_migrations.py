@@ -72,6 +72,32 @@ EXPECTED_COLUMNS = {
         "pattern_hash": "text", "level": "text", "exception_type": "text", "message": "text",
         "release": "text", "environment": "text", "origin": "text", "payload": "jsonb",
     },
+    "checks": {
+        "id": "bigint", "project_id": "bigint", "slug": "text", "uuid": "uuid", "name": "text",
+        "kind": "USER-DEFINED", "period": "interval", "schedule": "text", "tz": "text", "grace": "interval",
+        "paused": "boolean", "created_at": "timestamp with time zone",
+        "updated_at": "timestamp with time zone",
+    },
+    "runtime_status": {
+        "id": "bigint", "project_id": "bigint", "check_id": "bigint", "subject": "text",
+        "process_name": "text",
+        "host": "text", "pid": "integer", "port": "integer", "status": "USER-DEFINED", "running": "boolean",
+        "run_started_at": "timestamp with time zone", "run_id": "text", "cpu_usage": "double precision",
+        "memory_usage": "bigint", "last_heartbeat_at": "timestamp with time zone",
+        "last_duration": "interval",
+        "due_at": "timestamp with time zone", "alarm_at": "timestamp with time zone",
+        "updated_at": "timestamp with time zone",
+    },
+    "status_flips": {
+        "id": "bigint", "project_id": "bigint", "check_id": "bigint", "subject": "text",
+        "from_status": "USER-DEFINED", "to_status": "USER-DEFINED", "at": "timestamp with time zone",
+        "cause": "text", "recorded_at": "timestamp with time zone",
+    },
+    "project_metrics": {
+        "project_id": "bigint", "metric_type": "text", "name": "text", "value": "double precision",
+        "unit": "text", "recorded_at": "timestamp with time zone", "check_id": "bigint", "subject": "text",
+        "metadata": "jsonb",
+    },
     "schema_migrations": {
         "version": "integer", "name": "text", "checksum": "text", "applied_at": "timestamp with time zone",
     },
@@ -130,6 +156,7 @@ def test_migrate_creates_the_database_and_the_expected_schema(empty_database_url
         views = {row[0] for row in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
         assert views == {
             "github_events", "slack_events", "linear_events", "deployment_events", "error_patterns_summary",
+            "project_dashboard",
         }  # fmt: skip
         key = conn.execute(
             "SELECT p.partstrat, a.attname FROM pg_partitioned_table p"
