@@ -55,7 +55,7 @@ class FrameIn(BaseModel):
 
     filename: str | None = Field(default=None, max_length=1024)
     function: str | None = Field(default=None, max_length=1024)
-    lineno: int | None = Field(default=None, ge=0)
+    lineno: int | None = Field(default=None, ge=0, le=2**31 - 1)
     in_app: bool | None = None
 
 
@@ -83,3 +83,42 @@ class ErrorIn(BaseModel):
     fingerprint: list[str] | None = Field(
         default=None, min_length=1, max_length=50, description="Replaces the computed grouping"
     )
+
+
+class InstanceIn(BaseModel):
+    """The process a heartbeat comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(min_length=1, max_length=255)
+    pid: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    port: int | None = Field(default=None, ge=0, le=65535)
+
+
+class HeartbeatSignal(StrEnum):
+    OK = "ok"
+    START = "start"
+    FAIL = "fail"
+
+
+class HeartbeatIn(BaseModel):
+    """A heartbeat from one instance of a service. ``id`` is the client's idempotency key."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=255, description="Client-chosen idempotency key")
+    project: str | None = Field(
+        default=None,
+        pattern=PROJECT_NAME,
+        description="Project slug (or org/slug); required with the operator token, "
+        "defaults to the project key's own project",
+    )
+    instance: InstanceIn
+    sent_at: AwareDatetime
+    service: str = Field(
+        default="default", pattern=r"^[a-z0-9_-]{1,100}$", description="The check this instance reports for"
+    )
+    signal: HeartbeatSignal = HeartbeatSignal.OK
+    cpu_percent: float | None = Field(default=None, ge=0)
+    memory_mb: float | None = Field(default=None, ge=0)
+    metrics: dict[str, float] = Field(default_factory=dict, max_length=100)

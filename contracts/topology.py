@@ -25,6 +25,8 @@ class Route:
 EVENTS = Route(queue="events", actor="store_events")
 #: Error reports (Sentry events and /v1/errors), grouped into patterns by workers.patterns.
 ERRORS = Route(queue="errors", actor="store_error_reports")
+#: Pings, instance heartbeats and Sentry check-ins, applied to checks by workers.heartbeats.
+HEARTBEATS = Route(queue="heartbeats", actor="apply_heartbeats")
 #: Messages whose retries ran out, recorded by workers.store.record_dead_letter.
 RETRIES_EXHAUSTED = Route(queue="dead_letters", actor="record_dead_letter")
 

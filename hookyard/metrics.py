@@ -100,6 +100,20 @@ def project_label(project_id: int | None) -> str:
     return label
 
 
+# --- checks ---
+# Pings, heartbeats and check-ins applied (each once), by origin (ping, heartbeat, check_in).
+CHECK_REPORTS = Counter("hookyard_check_reports_total", "Check reports applied", ["origin"])
+# Subject status changes, by from and to status (worker reports and the scheduler's sweep).
+STATUS_FLIPS = Counter("hookyard_status_flips_total", "Subject status flips", ["from_status", "to_status"])
+# Subjects per status, counted by the scheduler's sweep.
+SUBJECTS = Gauge("hookyard_subjects", "Monitored subjects by status", ["status"])
+# Seconds until the nearest alarm (a due time or grace end); negative when the sweep lags behind.
+NEXT_DEADLINE = Gauge("hookyard_next_deadline_seconds", "Seconds until the nearest subject deadline")
+# Unix time of the scheduler's last completed sweep.
+SWEEP_LAST_RUN = Gauge("hookyard_sweep_last_run_timestamp_seconds", "Last heartbeat sweep")
+# Duration of one sweep.
+SWEEP_DURATION = Histogram("hookyard_sweep_seconds", "Heartbeat sweep duration", buckets=_LATENCY_BUCKETS)
+
 # --- scheduler ---
 # Partitions created ahead of time (or split out of a default partition).
 PARTITIONS_CREATED = Counter("hookyard_partitions_created_total", "Partitions created", ["table"])

@@ -634,6 +634,7 @@ ENVIRONMENT: dict[tuple[str, ...], tuple[str, ...]] = {
         "hookyard_partitions_ahead",
         "hookyard_retention_months",
         "hookyard_scheduler_interval",
+        "hookyard_sweep_interval",
         "hookyard_scheduler_metrics_port",
         "hookyard_metrics_host",
         *_LOGGING,

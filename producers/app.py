@@ -19,11 +19,12 @@ import psycopg
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from contracts.heartbeats import PING_BODY_LIMIT
 from contracts.keys import Scope as KeyScope
 from hookyard import metrics
 from hookyard.config import Settings
 from hookyard.errors import PublishFailed
-from producers import deployments, github, linear, reports, sentry, slack
+from producers import deployments, github, heartbeats, linear, pings, reports, sentry, slack
 from producers.deliveries import Verified, guard_headers
 from producers.errors import IngestError
 from producers.http import (
@@ -40,8 +41,9 @@ from producers.http import (
 )
 from producers.keys import KeyRegistry, authenticate
 from producers.openapi import openapi_json
-from producers.publisher import ERRORS_LANE, EVENTS_LANE, Lane, Publisher
+from producers.publisher import ERRORS_LANE, EVENTS_LANE, HEARTBEATS_LANE, Lane, Publisher
 from producers.router import MethodNotAllowed, Router
+from schema import queries
 
 log = structlog.get_logger(__name__)
 
@@ -111,10 +113,24 @@ class IngestApp:
                 lane=ERRORS_LANE,
             ),
         )
+        self.router.add(
+            "POST",
+            "/v1/heartbeats",
+            self._ingest(
+                "heartbeat",
+                self._heartbeats,
+                deployments.GUARDED_HEADERS,
+                self._bearer(KeyScope.HEARTBEATS),
+                lane=HEARTBEATS_LANE,
+            ),
+        )
+        ping = self._ping()
+        for pattern in ("/ping/{a}", "/ping/{a}/{b}", "/ping/{a}/{b}/{c}"):
+            for method in ("GET", "HEAD", "POST"):
+                self.router.add(method, pattern, ping)
         for method, path, handler in (
             ("POST", "/api/{project_id:int}/envelope/", self._sentry(envelope=True)),
             ("POST", "/api/{project_id:int}/store/", self._sentry(envelope=False)),
-            ("POST", "/v1/heartbeats", self._not_built(KeyScope.HEARTBEATS)),
             ("POST", "/v1/usage", self._not_built(KeyScope.USAGE)),
             ("GET", "/healthz", self._healthz),
             ("GET", "/readyz", self._readyz),
@@ -184,6 +200,11 @@ class IngestApp:
         self, headers: Mapping[str, str], raw: bytes, principal: Any, received_at: datetime
     ) -> Verified:
         return deployments.verify(headers, raw, principal, received_at, self.registry)
+
+    def _heartbeats(
+        self, headers: Mapping[str, str], raw: bytes, principal: Any, received_at: datetime
+    ) -> Verified:
+        return heartbeats.verify(headers, raw, principal, received_at, self.registry)
 
     def _errors(
         self, headers: Mapping[str, str], raw: bytes, principal: Any, received_at: datetime
@@ -286,7 +307,7 @@ class IngestApp:
             if accepted.reports:
                 publishes.append(self.publisher.publish(accepted.reports, ERRORS_LANE))
             if accepted.check_ins:
-                publishes.append(self.publisher.publish(accepted.check_ins, EVENTS_LANE))
+                publishes.append(self.publisher.publish(accepted.check_ins, HEARTBEATS_LANE))
             try:
                 await asyncio.gather(*publishes)
             except PublishFailed as exc:
@@ -306,6 +327,79 @@ class IngestApp:
             return json_response({"id": accepted.event_id} if accepted.event_id else {}, 200)
 
         return endpoint
+
+    def _ping(self) -> Handler:
+        """Healthchecks' ping URLs: see :mod:`producers.pings`."""
+        accepted = metrics.EVENTS_ACCEPTED.labels("ping")
+        limit_header = (b"ping-body-limit", str(PING_BODY_LIMIT).encode())
+
+        def text(status: int, body: str) -> Response:
+            return Response(
+                status, body.encode(), content_type=b"text/plain; charset=utf-8", headers=(limit_header,)
+            )
+
+        async def endpoint(request: Request) -> Response:
+            received_at = datetime.now(UTC)
+            try:
+                target = pings.parse_target([str(part) for part in request.params.values()])
+                query = pings.parse_query(request.scope.get("query_string", b""))
+                resolved = pings.resolve(target, self.registry, query.create)
+                created = False
+                if resolved.check_id is None:  # ?create=1 for a check that does not exist yet
+                    check_id, created = await self._create_check(resolved.project_id, resolved.slug)
+                    resolved = pings.Resolved(resolved.project_id, check_id, resolved.slug)
+                raw = b""
+                if request.scope["method"] == "POST":
+                    raw = await read_body(
+                        request.headers, request.receive, self.settings.hookyard_max_body_bytes
+                    )
+            except pings.PingRefused as refused:
+                metrics.EVENTS_REJECTED.labels(
+                    "ping", "not_found" if refused.status == 404 else "invalid_url"
+                ).inc()
+                return text(refused.status, refused.text)
+            except IngestError as exc:
+                metrics.EVENTS_REJECTED.labels("ping", exc.code).inc()
+                return text(exc.status, exc.detail)
+            report = pings.ping_report(resolved, target, query, raw, received_at)
+            try:
+                await self.publisher.publish([report], HEARTBEATS_LANE)
+            except PublishFailed as exc:
+                log.warning("publish_failed", source="ping", delivery_id=report.report_id, error=str(exc))
+                response = text(503, "service unavailable: retry later")
+                return Response(
+                    503, response.body, response.content_type, (*response.headers, (b"retry-after", b"5"))
+                )
+            accepted.inc()
+            log.debug("ping_accepted", delivery_id=report.report_id, signal=report.signal, check=report.check)
+            status, answer = (201, "Created") if created else (200, "OK")
+            return text(status, "" if request.scope["method"] == "HEAD" else answer)
+
+        return endpoint
+
+    async def _create_check(self, project_id: int, slug: str) -> tuple[int, bool]:
+        """Create a check for ``?create=1`` (SPEC's defaults): its id, and whether this call made it.
+
+        The one write a ping can cause, answered from PostgreSQL so that ``201 Created`` is true;
+        while PostgreSQL is down it is a 503, and pings of known checks go on from memory.
+        """
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                self.settings.database_url, autocommit=True, connect_timeout=3
+            ) as conn:
+                row = await (
+                    await conn.execute(queries()["create_check"], {"project_id": project_id, "slug": slug})
+                ).fetchone()
+                if row is not None:
+                    return int(row[0]), True
+                row = await (
+                    await conn.execute(queries()["find_check"], {"project_id": project_id, "slug": slug})
+                ).fetchone()
+        except (psycopg.Error, OSError) as exc:
+            raise IngestError(503, "database_unavailable", "service unavailable: retry later") from exc
+        if row is None:
+            raise IngestError(503, "database_unavailable", "service unavailable: retry later")
+        return int(row[0]), False
 
     def _not_built(self, scope: KeyScope) -> Handler:
         authorize = self._bearer(scope)

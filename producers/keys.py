@@ -68,12 +68,18 @@ class Snapshot:
     projects: Mapping[str, int] = field(default_factory=dict)
     #: ``github:owner/repo``, ``slack:T123``, ``linear:team`` → project id.
     links: Mapping[str, int] = field(default_factory=dict)
+    #: A check's uuid → (project id, check id, slug), and (project id, slug) → check id.
+    checks_by_uuid: Mapping[str, tuple[int, int, str]] = field(default_factory=dict)
+    checks_by_slug: Mapping[tuple[int, str], int] = field(default_factory=dict)
 
 
 def build_snapshot(
-    keys: Iterable[tuple[Any, ...]], projects: Iterable[tuple[Any, ...]], links: Iterable[tuple[Any, ...]]
+    keys: Iterable[tuple[Any, ...]],
+    projects: Iterable[tuple[Any, ...]],
+    links: Iterable[tuple[Any, ...]],
+    checks: Iterable[tuple[Any, ...]] = (),
 ) -> Snapshot:
-    """A snapshot from the rows of ``registry_keys``, ``registry_projects`` and ``registry_links``."""
+    """A snapshot from the rows of the ``registry_*`` queries."""
     by_hash = {
         str(hash_): ProjectKey(
             id=int(key_id),
@@ -91,8 +97,17 @@ def build_snapshot(
         by_name[f"{organization_slug}/{slug}"] = int(project_id)
         if organization_slug == DEFAULT_ORGANIZATION:
             by_name[str(slug)] = int(project_id)
+    by_uuid: dict[str, tuple[int, int, str]] = {}
+    by_slug: dict[tuple[int, str], int] = {}
+    for check_id, project_id, slug, uuid in checks:
+        by_uuid[str(uuid)] = (int(project_id), int(check_id), str(slug))
+        by_slug[(int(project_id), str(slug))] = int(check_id)
     return Snapshot(
-        keys=by_hash, projects=by_name, links={str(target): int(project) for target, project in links}
+        keys=by_hash,
+        projects=by_name,
+        links={str(target): int(project) for target, project in links},
+        checks_by_uuid=by_uuid,
+        checks_by_slug=by_slug,
     )
 
 
@@ -236,10 +251,16 @@ class KeyRegistry:
         keys = await (await conn.execute(queries()["registry_keys"])).fetchall()
         projects = await (await conn.execute(queries()["registry_projects"])).fetchall()
         links = await (await conn.execute(queries()["registry_links"])).fetchall()
-        self.snapshot = build_snapshot(keys, projects, links)
+        checks = await (await conn.execute(queries()["registry_checks"])).fetchall()
+        self.snapshot = build_snapshot(keys, projects, links, checks)
         self._loaded_at = time.monotonic()
         if not self.loaded:
-            log.info("key_registry_loaded", keys=len(self.snapshot.keys), links=len(self.snapshot.links))
+            log.info(
+                "key_registry_loaded",
+                keys=len(self.snapshot.keys),
+                links=len(self.snapshot.links),
+                checks=len(self.snapshot.checks_by_uuid),
+            )
         self.loaded = True
         self._first_load.set()
 

@@ -21,7 +21,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema
 
 from contracts import DeploymentIn
-from contracts.ingest import ErrorIn
+from contracts.ingest import ErrorIn, HeartbeatIn
 from contracts.responses import (
     Accepted,
     AcceptedBatch,
@@ -315,6 +315,20 @@ def _v1_endpoint(
     )
 
 
+_PING_UUID = Param(
+    "a", "The check's uuid, or a project key (then `b` is the slug).", "path", True, {"type": "string"}
+)
+_PING_KEY = Param("a", "A project key holding the heartbeats scope.", "path", True, {"type": "string"})
+_PING_SECOND = Param(
+    "b",
+    "After a uuid: `start`, `fail`, `log` or an exit status; after a key: the check's slug.",
+    "path",
+    True,
+    {"type": "string"},
+)
+_PING_SUFFIX = Param("c", "`start`, `fail`, `log` or an exit status 0-255.", "path", True, {"type": "string"})
+
+
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "POST",
@@ -417,6 +431,80 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "again counts nothing twice. `project` is required with the operator token. Grouping follows "
         "`fingerprint`, else the exception type and in-app frames, else the normalized message.",
     ),
+    _v1_endpoint(
+        "/v1/heartbeats",
+        "ingestHeartbeats",
+        "Heartbeats of service instances",
+        HeartbeatIn,
+        "Each object reports one instance (`host`, `pid`, `port`) of a service: the check is the "
+        "service's slug in the project (created with a 1-day period and 1-hour grace on first sight). "
+        "`id` is the idempotency key; reports apply in the order of `sent_at`, so a late one never moves "
+        "a status backwards. `project` is required with the operator token.",
+    ),
+    *(
+        Endpoint(
+            method,
+            path,
+            f"ping{method.title()}{operation}",
+            summary,
+            "pings",
+            description="Healthchecks.io's ping URL. The optional last part is `start`, `fail`, `log` or an "
+            "exit status 0-255 (0 is success). `?rid=<uuid>` pairs a start with its end; `?create=1` on a "
+            "slug URL creates a missing check (201). A POST body is kept up to 10,000 bytes. Answers are "
+            "plain text.",
+            params=params,
+            bodies={"text/plain": {"type": "string"}} if method == "POST" else {},
+            answers={
+                200: Answer("`OK`", {"type": "string"}, media_type="text/plain"),
+                201: Answer(
+                    "`Created`: `?create=1` made the check.", {"type": "string"}, media_type="text/plain"
+                ),
+                400: Answer(
+                    "`invalid url format`: an exit status over 255, a bad slug or rid.",
+                    {"type": "string"},
+                    media_type="text/plain",
+                ),
+                **(
+                    {
+                        413: Answer(
+                            "The body is larger than HOOKYARD_MAX_BODY_BYTES.",
+                            {"type": "string"},
+                            media_type="text/plain",
+                        )
+                    }
+                    if method == "POST"
+                    else {}
+                ),
+                404: Answer(
+                    "`not found`: no such check (without `?create=1`), or not a live project key.",
+                    {"type": "string"},
+                    media_type="text/plain",
+                ),
+                503: Answer(
+                    "RabbitMQ did not confirm, or `?create=1` could not reach PostgreSQL.",
+                    {"type": "string"},
+                    media_type="text/plain",
+                    headers={"Retry-After": _RETRY_AFTER},
+                ),
+            },
+        )
+        for method in ("GET", "HEAD", "POST")
+        for operation, path, summary, params in (
+            ("ByUuid", "/ping/{a}", "Ping a check by its uuid", (_PING_UUID,)),
+            (
+                "ByUuidWithSuffix",
+                "/ping/{a}/{b}",
+                "Ping a check by uuid with a suffix, or by key and slug",
+                (_PING_UUID, _PING_SECOND),
+            ),
+            (
+                "ByKeyWithSuffix",
+                "/ping/{a}/{b}/{c}",
+                "Ping a check by key and slug with a suffix",
+                (_PING_KEY, _PING_SECOND, _PING_SUFFIX),
+            ),
+        )
+    ),
     *(
         Endpoint(
             "POST",
@@ -501,10 +589,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 503: Answer(_KEYS_UNAVAILABLE, headers={"Retry-After": _RETRY_AFTER}),
             },
         )
-        for path, operation_id, what in (
-            ("/v1/heartbeats", "ingestHeartbeats", "Service heartbeats"),
-            ("/v1/usage", "ingestUsage", "Usage records"),
-        )
+        for path, operation_id, what in (("/v1/usage", "ingestUsage", "Usage records"),)
     ),
     Endpoint(
         "GET",
@@ -564,6 +649,7 @@ TAGS: dict[str, str] = {
     "webhooks": "Signed deliveries of the senders, verified over the raw body",
     "v1": "Hookyard's own event API, with a bearer token",
     "sentry": "The Sentry protocol: an unmodified Sentry SDK, given a project's DSN",
+    "pings": "Healthchecks.io's ping URLs: a cron job's curl one-liner works unchanged",
     "operations": "Health, readiness, metrics and this document",
 }
 

@@ -26,8 +26,9 @@ from aiormq.abc import AbstractChannel, AbstractConnection
 from pamqp import commands as spec
 
 from contracts import encode_batch
+from contracts.heartbeats import encode_check_reports
 from contracts.reports import encode_reports
-from contracts.topology import ERRORS, EVENTS, Route, queue_declarations
+from contracts.topology import ERRORS, EVENTS, HEARTBEATS, Route, queue_declarations
 from hookyard import metrics
 from hookyard.errors import PublishFailed
 from hookyard.outages import BrokerOutage, one_line
@@ -48,8 +49,10 @@ class Lane:
 EVENTS_LANE = Lane(EVENTS, encode_batch, lambda event: str(event.delivery_id))
 #: Error reports, grouped by ``store_error_reports``.
 ERRORS_LANE = Lane(ERRORS, encode_reports, lambda report: str(report.event_id))
+#: Pings, heartbeats and check-ins, applied by ``apply_heartbeats``.
+HEARTBEATS_LANE = Lane(HEARTBEATS, encode_check_reports, lambda report: str(report.report_id))
 #: Every lane the web process publishes on.
-LANES = (EVENTS_LANE, ERRORS_LANE)
+LANES = (EVENTS_LANE, ERRORS_LANE, HEARTBEATS_LANE)
 
 
 @dataclass

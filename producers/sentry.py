@@ -11,8 +11,8 @@ What an envelope carries:
 
 - ``event`` items are error reports, published to the ``errors`` queue as received; grouping
   happens in the worker.
-- ``check_in`` items (Sentry crons) are stored as events of source ``sentry`` until checks are
-  built.
+- ``check_in`` items (Sentry crons) are reports to the check named by their ``monitor_slug``
+  (``in_progress`` starts a run, ``ok`` and ``error`` end it), published to the ``heartbeats`` queue.
 - Every other item type (sessions, client reports, transactions, attachments, ...) is
   acknowledged, counted in ``hookyard_sentry_items_dropped_total``, and not stored.
 
@@ -35,7 +35,7 @@ from urllib.parse import parse_qs
 import brotli
 import orjson
 
-from contracts import EventEnvelope, EventFields, Source
+from contracts.heartbeats import CHECK_SLUG, CheckReport, Origin
 from contracts.keys import Scope
 from contracts.reports import ErrorReport, ReportOrigin
 from producers.errors import IngestError
@@ -220,24 +220,41 @@ def event_report(
     )
 
 
-def check_in_event(payload: bytes, key: ProjectKey, received_at: datetime) -> EventEnvelope:
-    """A ``check_in`` item as an event of source ``sentry`` (until checks are built)."""
+#: Sentry check-in statuses as check signals.
+_CHECK_IN_SIGNALS = {"in_progress": "start", "ok": "success", "error": "fail"}
+
+
+def check_in_report(payload: bytes, key: ProjectKey, received_at: datetime) -> CheckReport:
+    """A ``check_in`` item as a report to the check named by its ``monitor_slug``.
+
+    ``in_progress`` starts a run, ``ok`` ends it well, ``error`` badly; the ``check_in_id`` pairs
+    them as a ping's ``rid`` does. A check first seen this way is created with SPEC's defaults.
+    """
     check_in = _json_object(payload, "The check-in")
     check_in_id = check_in.get("check_in_id")
     status = check_in.get("status")
     monitor = check_in.get("monitor_slug")
-    if not isinstance(check_in_id, str) or not isinstance(status, str) or not isinstance(monitor, str):
-        raise IngestError(400, "invalid_check_in", "A check-in needs check_in_id, monitor_slug and status.")
-    return EventEnvelope(
-        source=Source.SENTRY,
-        # A run reports in_progress, then ok or error, under one check_in_id: each is one event.
-        delivery_id=f"{key.project_id}:{check_in_id}:{status}"[:255],
-        event_type="check_in",
-        action=status[:255],
-        received_at=received_at,
-        payload=payload.decode(),
+    if (
+        not isinstance(check_in_id, str)
+        or not isinstance(monitor, str)
+        or not CHECK_SLUG.match(monitor)
+        or status not in _CHECK_IN_SIGNALS
+    ):
+        raise IngestError(
+            400,
+            "invalid_check_in",
+            "A check-in needs a check_in_id, a monitor_slug like [a-z0-9_-]{1,100}, and a status of "
+            "in_progress, ok or error.",
+        )
+    return CheckReport(
         project_id=key.project_id,
-        fields=EventFields(project=key.project_slug, entity_type="monitor", entity_id=monitor[:255]),
+        check=monitor,
+        report_id=f"check_in:{check_in_id}:{status}"[:255],
+        signal=_CHECK_IN_SIGNALS[status],
+        at=received_at,
+        received_at=received_at,
+        origin=Origin.CHECK_IN,
+        rid=check_in_id[:255],
     )
 
 
@@ -247,7 +264,7 @@ class Accepted:
 
     event_id: str | None = None
     reports: list[ErrorReport] = field(default_factory=list)
-    check_ins: list[EventEnvelope] = field(default_factory=list)
+    check_ins: list[CheckReport] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
 
 
@@ -262,7 +279,7 @@ def accept_envelope(body: bytes, key: ProjectKey, received_at: datetime) -> Acce
             accepted.reports.append(report)
             accepted.event_id = accepted.event_id or report.event_id
         elif item.type == "check_in":
-            accepted.check_ins.append(check_in_event(item.payload, key, received_at))
+            accepted.check_ins.append(check_in_report(item.payload, key, received_at))
         else:
             accepted.dropped.append(item.type if item.type in KNOWN_DROPPED else "other")
     return accepted

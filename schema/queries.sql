@@ -152,6 +152,9 @@ FROM projects p JOIN organizations o ON o.id = p.organization_id;
 -- name: registry_links --
 SELECT target, project_id FROM project_links;
 
+-- name: registry_checks --
+SELECT id, project_id, slug, uuid::text FROM checks;
+
 -- name: registry_touch_keys --
 -- last_used_at for the keys a web process saw since its last flush: one statement per flush,
 -- never one per request. It never moves backwards (two processes flush independently).
@@ -238,3 +241,114 @@ SET occurrence_count = p.occurrence_count + excluded.occurrence_count,
         ELSE p.ignored_until_count
     END
 RETURNING project_id, pattern_hash, xmax = 0 AS created, xmax <> 0 AND regressed_at = now() AS regressed;
+
+-- name: create_check --
+-- A check created by a ping with ?create=1 (Healthchecks' auto-provisioning), with SPEC's
+-- defaults. Returns a row only when this statement created it.
+INSERT INTO checks (project_id, slug, kind, period, grace)
+VALUES (%(project_id)s, %(slug)s, 'simple', interval '1 day', interval '1 hour')
+ON CONFLICT (project_id, slug) DO NOTHING
+RETURNING id;
+
+-- name: find_check --
+SELECT id FROM checks WHERE project_id = %(project_id)s AND slug = %(slug)s;
+
+-- name: heartbeats_resolve_checks --
+-- Checks named by heartbeats and check-ins, created on first sight with SPEC's defaults (period
+-- 1 day, grace 1 hour). Run in its own transaction before the store; a check another worker
+-- creates at this moment may be missing from the answer, and the caller asks once more.
+WITH wanted AS (
+    SELECT DISTINCT project_id, slug COLLATE "C" AS slug
+    FROM unnest(%(project_id)s::bigint[], %(slug)s::text[]) AS w (project_id, slug)
+),
+created AS (
+    INSERT INTO checks (project_id, slug, kind, period, grace)
+    SELECT project_id, slug, 'simple', interval '1 day', interval '1 hour' FROM wanted
+    ON CONFLICT (project_id, slug) DO NOTHING
+    RETURNING project_id, slug, id
+)
+SELECT project_id, slug, id FROM created
+UNION ALL
+SELECT c.project_id, c.slug, c.id FROM checks c JOIN wanted w ON w.project_id = c.project_id AND w.slug = c.slug;
+
+-- name: heartbeats_ensure_subjects --
+-- A row for every subject of the batch, in key order, so the next statement can lock them all.
+INSERT INTO runtime_status (project_id, check_id, subject, host, pid, port, process_name)
+SELECT * FROM unnest(%(project_id)s::bigint[], %(check_id)s::bigint[], %(subject)s::text[], %(host)s::text[],
+                     %(pid)s::int[], %(port)s::int[], %(process_name)s::text[])
+ORDER BY 2, 3
+ON CONFLICT (check_id, subject) DO NOTHING;
+
+-- name: heartbeats_lock_subjects --
+SELECT r.id, r.project_id, r.check_id, r.subject, r.status::text AS status, r.running, r.run_started_at,
+       r.run_id, r.last_heartbeat_at, r.last_duration, r.due_at, r.alarm_at
+FROM runtime_status r
+JOIN unnest(%(check_id)s::bigint[], %(subject)s::text[]) AS k (check_id, subject)
+  ON r.check_id = k.check_id AND r.subject = k.subject COLLATE "C"
+ORDER BY r.check_id, r.subject
+FOR UPDATE OF r;
+
+-- name: heartbeats_checks --
+SELECT id, slug, kind::text AS kind, period, schedule, tz, grace, paused FROM checks WHERE id = ANY(%(ids)s::bigint[]);
+
+-- name: heartbeats_update_subjects --
+-- Each subject's state after its reports, in one statement; CPU and memory only when a heartbeat
+-- of the batch carried them.
+UPDATE runtime_status r
+SET status = u.status::subject_status, running = u.running, run_started_at = u.run_started_at,
+    run_id = u.run_id, last_heartbeat_at = u.last_heartbeat_at, last_duration = u.last_duration,
+    due_at = u.due_at, alarm_at = u.alarm_at, cpu_usage = coalesce(u.cpu_usage, r.cpu_usage),
+    memory_usage = coalesce(u.memory_usage, r.memory_usage), updated_at = now()
+FROM unnest(%(id)s::bigint[], %(status)s::text[], %(running)s::boolean[], %(run_started_at)s::timestamptz[],
+            %(run_id)s::text[], %(last_heartbeat_at)s::timestamptz[], %(last_duration)s::interval[],
+            %(due_at)s::timestamptz[], %(alarm_at)s::timestamptz[], %(cpu_usage)s::float8[],
+            %(memory_usage)s::bigint[])
+     AS u (id, status, running, run_started_at, run_id, last_heartbeat_at, last_duration, due_at, alarm_at,
+           cpu_usage, memory_usage)
+WHERE r.id = u.id;
+
+-- name: heartbeats_resume_checks --
+-- A ping resumes a paused check, as in Healthchecks.io.
+UPDATE checks SET paused = false WHERE id = ANY(%(ids)s::bigint[]) AND paused;
+
+-- name: insert_status_flips --
+INSERT INTO status_flips (project_id, check_id, subject, from_status, to_status, at, cause)
+SELECT project_id, check_id, subject, from_status::subject_status, to_status::subject_status, at, cause
+FROM unnest(%(project_id)s::bigint[], %(check_id)s::bigint[], %(subject)s::text[], %(from_status)s::text[],
+            %(to_status)s::text[], %(at)s::timestamptz[], %(cause)s::text[])
+     AS f (project_id, check_id, subject, from_status, to_status, at, cause);
+
+-- name: copy_check_pings --
+COPY check_pings (project_id, check_id, subject, report_id, received_at, at, signal, exit_status, rid, body,
+                  origin)
+FROM STDIN (FORMAT BINARY);
+
+-- name: copy_project_metrics --
+COPY project_metrics (project_id, metric_type, name, value, unit, recorded_at, check_id, subject)
+FROM STDIN (FORMAT BINARY);
+
+-- name: sweep_due_subjects --
+-- Subjects whose alarm has passed (the partial index on alarm_at finds them), with their check,
+-- locked so that a worker applying a report to one waits, and skipped when a worker holds it:
+-- that worker is about to set its state from a report anyway.
+SELECT r.id, r.project_id, r.check_id, r.subject, r.status::text AS status, r.running, r.run_started_at,
+       r.run_id, r.last_heartbeat_at, r.last_duration, r.due_at, r.alarm_at,
+       c.kind::text AS kind, c.period, c.schedule, c.tz, c.grace, c.paused
+FROM runtime_status r JOIN checks c ON c.id = r.check_id
+WHERE r.alarm_at <= %(now)s
+ORDER BY r.alarm_at
+LIMIT %(limit)s
+FOR UPDATE OF r SKIP LOCKED;
+
+-- name: sweep_update_subjects --
+UPDATE runtime_status r
+SET status = u.status::subject_status, running = u.running, alarm_at = u.alarm_at, updated_at = now()
+FROM unnest(%(id)s::bigint[], %(status)s::text[], %(running)s::boolean[], %(alarm_at)s::timestamptz[])
+     AS u (id, status, running, alarm_at)
+WHERE r.id = u.id;
+
+-- name: sweep_status_counts --
+SELECT status::text, count(*) FROM runtime_status GROUP BY status;
+
+-- name: sweep_next_alarm --
+SELECT min(alarm_at) FROM runtime_status WHERE alarm_at IS NOT NULL;

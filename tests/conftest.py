@@ -249,6 +249,7 @@ class InProcessWorker:
 
         from workers.actors import build_broker, register_actors  # noqa: PLC0415
         from workers.group import GroupCommit  # noqa: PLC0415
+        from workers.heartbeats import CheckStore  # noqa: PLC0415
         from workers.patterns import PatternStore  # noqa: PLC0415
         from workers.registry import QUEUES  # noqa: PLC0415
         from workers.store import EventStore  # noqa: PLC0415
@@ -265,7 +266,11 @@ class InProcessWorker:
         self.broker = build_broker(settings.amqp_url)
         self.actors = register_actors(
             self.broker,
-            {"events": GroupCommit(EventStore(self.pool)), "errors": GroupCommit(PatternStore(self.pool))},
+            {
+                "events": GroupCommit(EventStore(self.pool)),
+                "errors": GroupCommit(PatternStore(self.pool)),
+                "heartbeats": GroupCommit(CheckStore(self.pool)),
+            },
         )
         self.worker = dramatiq.Worker(self.broker, queues=set(QUEUES), worker_threads=threads)
 

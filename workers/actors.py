@@ -28,6 +28,7 @@ from hookyard.config import Settings
 from hookyard.errors import PoisonMessage, TransientError
 from workers.breaker import Breaker, BreakerGate
 from workers.group import GroupCommit
+from workers.heartbeats import CheckStore
 from workers.ledger import DeadLetter, LedgerStore, Pool, Store
 from workers.patterns import PatternStore
 from workers.registry import BATCH_CONSUMERS, CONSUMERS, Consumer
@@ -36,7 +37,11 @@ from workers.store import EventStore
 log = structlog.get_logger(__name__)
 
 #: The ledger store of each batch consumer's domain, by consumer name.
-STORES: dict[str, Callable[[Pool], LedgerStore[Any]]] = {"events": EventStore, "errors": PatternStore}
+STORES: dict[str, Callable[[Pool], LedgerStore[Any]]] = {
+    "events": EventStore,
+    "errors": PatternStore,
+    "heartbeats": CheckStore,
+}
 
 
 class LogContext(Middleware):

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from contracts import EventBatch
+from contracts.heartbeats import CheckReportBatch
 from contracts.reports import ErrorReportBatch
-from contracts.topology import ERRORS, EVENTS, RETRIES_EXHAUSTED, Route
+from contracts.topology import ERRORS, EVENTS, HEARTBEATS, RETRIES_EXHAUSTED, Route
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,13 @@ CONSUMERS: dict[str, Consumer] = {
             ERRORS,
             "groups error reports into patterns and keeps every occurrence once",
             message=ErrorReportBatch,
+            items="reports",
+        ),
+        Consumer(
+            "heartbeats",
+            HEARTBEATS,
+            "applies pings, heartbeats and check-ins to their subjects' status, in order",
+            message=CheckReportBatch,
             items="reports",
         ),
         Consumer(

@@ -1,4 +1,4 @@
-"""Periodic jobs: partitions ahead of time, retention. One scheduler acts at a time (advisory lock)."""
+"""Periodic jobs: partitions ahead, retention, the heartbeat sweep. One scheduler acts at a time."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from prometheus_client import start_http_server
 from psycopg import sql
 
 from hookyard import metrics
+from hookyard.clock import SYSTEM, Clock
 from hookyard.config import Settings
 from schema import queries
 from schema.migrate import PARTITIONED_TABLES, ensure_partitions, month_starts
+from workers.sweep import run_sweep
 
 log = structlog.get_logger(__name__)
 
@@ -59,8 +61,9 @@ def drop_partitions_before(conn: psycopg.Connection[tuple[object, ...]], cutoff:
     return dropped
 
 
-def run_scheduler(settings: Settings) -> int:
-    """Run passes every ``HOOKYARD_SCHEDULER_INTERVAL`` seconds until SIGTERM/SIGINT."""
+def run_scheduler(settings: Settings, clock: Clock = SYSTEM) -> int:
+    """Run passes every ``HOOKYARD_SCHEDULER_INTERVAL`` seconds, and the heartbeat sweep every
+    ``HOOKYARD_SWEEP_INTERVAL`` seconds, until SIGTERM/SIGINT. One scheduler acts at a time."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -71,19 +74,27 @@ def run_scheduler(settings: Settings) -> int:
         except OSError as exc:
             log.warning("metrics_port_busy", port=port, error=str(exc))
     log.info("scheduler_started", interval=settings.hookyard_scheduler_interval)
+    next_pass = 0.0
     while not stop.is_set():
         try:
             with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=5) as conn:
                 locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SCHEDULER_LOCK,)).fetchone()
-                if locked and locked[0]:
-                    run_once(conn, settings)
-                    log.info("scheduler_pass_done")
-                else:
+                if not (locked and locked[0]):
                     log.info("scheduler_standby", detail="another scheduler holds the lock")
+                    stop.wait(settings.hookyard_scheduler_interval)
+                    continue
+                # Holding the lock for as long as the connection lives: one scheduler acts.
+                while not stop.is_set():
+                    if time.monotonic() >= next_pass:
+                        run_once(conn, settings)
+                        log.info("scheduler_pass_done")
+                        next_pass = time.monotonic() + settings.hookyard_scheduler_interval
+                    run_sweep(conn, clock)
+                    stop.wait(settings.hookyard_sweep_interval)
         except psycopg.Error as exc:
             log.warning(
                 "scheduler_pass_failed", error=str(exc).strip().splitlines()[0] if str(exc) else repr(exc)
             )
-        stop.wait(settings.hookyard_scheduler_interval)
+            stop.wait(min(settings.hookyard_sweep_interval * 2, settings.hookyard_scheduler_interval))
     log.info("scheduler_stopped")
     return 0

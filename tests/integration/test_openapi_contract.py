@@ -26,7 +26,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
-from schemathesis.checks import negative_data_rejection
+from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
 from ops import samples
 from ops.broker import purge
@@ -98,7 +98,7 @@ def _as_sender(case: Any, base_url: str) -> dict[str, Any]:
     if case.meta is None or case.meta.generation.mode is not GenerationMode.POSITIVE:
         return {}
     path, headers, body = case.operation.path, case.headers or {}, case.body
-    if path == "/v1/errors":
+    if path in {"/v1/errors", "/v1/heartbeats"}:
         # The tests send the operator token, which must name the project (a key implies its own):
         # a rule of the credentials the schema of the body cannot say.
         for report in body if isinstance(body, list) else [body]:
@@ -148,6 +148,10 @@ def test_every_answer_of_the_running_app_is_in_the_document(
     if case.operation.path.startswith("/v1/"):
         headers["Authorization"] = f"Bearer {INGEST_TOKENS[0]}"
     excluded = [negative_data_rejection] if case.operation.label in _LAX_OPERATIONS else []
+    if case.operation.path.startswith("/ping/"):
+        # Healthchecks' URL shapes overlap (/ping/<uuid>/<suffix> and /ping/<key>/<slug>): a
+        # path the schema allows may still be 400 "invalid url format"; the answer stays documented.
+        excluded.append(positive_data_acceptance)
     case.call_and_validate(base_url=contract_server.url, headers=headers, excluded_checks=excluded, **call)
 
 

@@ -128,28 +128,24 @@ def test_messages_fingerprints_and_chains_form_their_own_patterns(fleet: dict[st
 
 
 @pytest.mark.usefixtures("sdk")
-def test_a_check_in_is_kept_as_an_event_until_checks_are_built(fleet: dict[str, Any]) -> None:
+def test_sdk_check_ins_start_and_end_a_run_of_their_monitors_check(fleet: dict[str, Any]) -> None:
     check_in_id = capture_checkin(monitor_slug="nightly-backup", status="in_progress")
-    capture_checkin(monitor_slug="nightly-backup", check_in_id=check_in_id, status="ok", duration=12.5)
     sentry_sdk.flush(timeout=10)
     db = fleet["db"]
-    rows = wait_until(
-        lambda: (
-            len(
-                rows := db.execute(
-                    "SELECT action, entity_id, project_id FROM events WHERE source = 'sentry' ORDER BY action"
-                ).fetchall()
-            )
-            == 2
-            and rows
-        ),
-        timeout=20,
-        what="both check-ins",
-    )
-    assert rows == [
-        ("in_progress", "nightly-backup", fleet["project_id"]),
-        ("ok", "nightly-backup", fleet["project_id"]),
-    ]
+
+    def state() -> tuple[Any, ...] | None:
+        return db.execute(
+            "SELECT r.status::text, r.running, r.last_duration IS NOT NULL FROM runtime_status r"
+            " JOIN checks c ON c.id = r.check_id WHERE c.slug = 'nightly-backup' AND c.project_id = %s",
+            (fleet["project_id"],),
+        ).fetchone()
+
+    started = wait_until(lambda: (row := state()) is not None and row[1] and row, timeout=20, what="the run")
+    assert started == ("new", True, False)
+    capture_checkin(monitor_slug="nightly-backup", check_in_id=check_in_id, status="ok", duration=12.5)
+    sentry_sdk.flush(timeout=10)
+    ended = wait_until(lambda: (row := state()) is not None and not row[1] and row, timeout=20, what="the end")
+    assert ended == ("up", False, True)
 
 
 def envelope(event_id: str, message: str = "Disk full on /var/lib/postgresql") -> bytes:
