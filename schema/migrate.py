@@ -33,6 +33,7 @@ PARTITIONED_TABLES: tuple[tuple[str, str], ...] = (
     ("error_occurrences", "received_at"),
     ("check_pings", "received_at"),
     ("project_metrics", "recorded_at"),
+    ("resource_usage", "recorded_at"),
 )
 
 

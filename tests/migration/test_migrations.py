@@ -98,6 +98,13 @@ EXPECTED_COLUMNS = {
         "unit": "text", "recorded_at": "timestamp with time zone", "check_id": "bigint", "subject": "text",
         "metadata": "jsonb",
     },
+    "resource_budgets": {
+        "id": "bigint", "project_id": "bigint", "resource_type": "text", "budget_period": "USER-DEFINED",
+        "period_start": "timestamp with time zone", "period_end": "timestamp with time zone",
+        "allocated_amount": "numeric", "used_amount": "numeric", "reserved_amount": "numeric", "unit": "text",
+        "auto_reset": "boolean", "enforcement": "USER-DEFINED", "thresholds": "ARRAY",
+        "created_at": "timestamp with time zone", "updated_at": "timestamp with time zone",
+    },
     "schema_migrations": {
         "version": "integer", "name": "text", "checksum": "text", "applied_at": "timestamp with time zone",
     },
