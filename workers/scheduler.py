@@ -17,7 +17,8 @@ from hookyard.clock import SYSTEM, Clock
 from hookyard.config import Settings
 from schema import queries
 from schema.migrate import PARTITIONED_TABLES, ensure_partitions, month_starts
-from workers.sweep import run_sweep
+from workers.summary import refresh_summary
+from workers.sweep import clear_gauges, run_sweep
 
 log = structlog.get_logger(__name__)
 
@@ -75,14 +76,22 @@ def run_scheduler(settings: Settings, clock: Clock = SYSTEM) -> int:
             log.warning("metrics_port_busy", port=port, error=str(exc))
     log.info("scheduler_started", interval=settings.hookyard_scheduler_interval)
     next_pass = 0.0
+    standby = False
     while not stop.is_set():
         try:
             with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=5) as conn:
                 locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (_SCHEDULER_LOCK,)).fetchone()
                 if not (locked and locked[0]):
-                    log.info("scheduler_standby", detail="another scheduler holds the lock")
-                    stop.wait(settings.hookyard_scheduler_interval)
+                    if not standby:
+                        log.info("scheduler_standby", detail="another scheduler holds the lock")
+                        standby = True
+                    # A standby exports nothing stale, and takes over within one sweep interval.
+                    clear_gauges()
+                    stop.wait(settings.hookyard_sweep_interval)
                     continue
+                if standby:
+                    log.info("scheduler_acting", detail="took the lock")
+                    standby = False
                 # Holding the lock for as long as the connection lives: one scheduler acts.
                 while not stop.is_set():
                     if time.monotonic() >= next_pass:

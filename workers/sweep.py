@@ -124,3 +124,11 @@ def run_sweep(conn: psycopg.Connection[tuple[object, ...]], clock: Clock) -> Swe
     if result.flips:
         log.info("sweep_done", examined=result.examined, flips=result.flips, seconds=round(result.seconds, 3))
     return result
+
+
+def clear_gauges() -> None:
+    """What a standby scheduler exports: nothing it did not measure (its last sweep's numbers
+    would read as current next to the acting scheduler's)."""
+    for status in ("new", "up", "grace", "down", "paused"):
+        metrics.SUBJECTS.labels(status).set(float("nan"))
+    metrics.NEXT_DEADLINE.set(float("nan"))
