@@ -17,7 +17,6 @@ from hookyard.clock import SYSTEM, Clock
 from hookyard.config import Settings
 from schema import queries
 from schema.migrate import PARTITIONED_TABLES, ensure_partitions, month_starts
-from workers.summary import refresh_summary
 from workers.sweep import clear_gauges, run_sweep
 
 log = structlog.get_logger(__name__)
