@@ -52,6 +52,22 @@ class Settings(BaseSettings):
     hookyard_ingest_token: Secrets = ()
 
     hookyard_max_body_bytes: int = Field(default=26_214_400, gt=0)
+    # Request line plus headers, in bytes, before a 431; checked as they arrive (producers/edge.py).
+    hookyard_max_header_bytes: int = Field(default=65_536, ge=1024, le=16_777_216)
+    # Headers one request may carry before a 431.
+    hookyard_max_headers: int = Field(default=100, ge=1, le=10_000)
+    # Seconds from a request's first byte (a new connection's opening) to the end of its headers: else 408.
+    hookyard_header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    # Seconds a body may go without a byte arriving before its 408.
+    hookyard_body_idle_timeout: float = Field(default=10.0, gt=0, le=3600)
+    # Seconds from the end of the headers to the end of the body, however steadily it comes: else 408.
+    hookyard_body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    # Seconds an idle keep-alive connection stays open after its last response.
+    hookyard_keepalive_timeout: float = Field(default=5.0, gt=0, le=3600)
+    # Requests one connection may carry; the last response says Connection: close (0 = no limit).
+    hookyard_keepalive_requests: int = Field(default=10_000, ge=0)
+    # Open connections per web process; past it a new one is answered 503 and closed at once.
+    hookyard_max_connections: int = Field(default=2048, ge=1, le=1_000_000)
     # How long a request waits for RabbitMQ's publisher confirm before answering 503.
     # Slack gives up after 3 s, so the default leaves it room to see our answer.
     hookyard_confirm_timeout: float = Field(default=2.0, gt=0, le=60)

@@ -83,6 +83,17 @@ def judge(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
                 _mark(fresh < 1000),
             )
         )
+    for run, edge in _runs(results, "edge", "small"):
+        loaded, unloaded = edge["loaded"]["latency_ms"]["p99"], edge["unloaded"]["latency_ms"]["p99"]
+        rows.append(
+            (
+                f"edge: loaded 202 p99 within 2× unloaded{run}",
+                f"p99 {loaded:.1f} ms beside {edge['attack']['slow_clients']:,} slow clients and "
+                f"{edge['attack']['header_bytes'] >> 20} MiB headers, {unloaded:.1f} ms alone = "
+                f"{edge['p99_ratio']:.2f}×",
+                _mark(edge["p99_ratio"] <= 2),
+            )
+        )
     peaks = {
         name: max(r["peak_rss_mb"].get(name, 0) for r in results)
         for name in ("web", "worker")

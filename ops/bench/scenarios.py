@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import platform
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -18,11 +21,12 @@ import psycopg
 from contracts import EventEnvelope, EventFields, Source, encode_batch
 from contracts.topology import EVENTS
 from hookyard.config import available_cpus
+from hookyard.errors import HookyardError
 from ops import samples
 from ops.bench.fleet import Fleet, Sampler, bench_database, bench_vhost
 from ops.bench.load import prepare_wrk, run_paced, run_wrk
 from ops.bench.requests import body_bytes
-from ops.broker import ConfirmingPublisher
+from ops.broker import ConfirmingPublisher, purge
 
 Progress = Callable[[str], None]
 
@@ -317,7 +321,73 @@ def soak(size: str, options: Options, progress: Progress) -> dict[str, Any]:
         fleet.stop_all()
 
 
+def _paced_phase(fleet: Fleet, web: psutil.Process, size: str, options: Options) -> dict[str, Any]:
+    with Sampler({"web": web}) as sampler:
+        load = run_paced(fleet.url, size, rate=options.rate, duration=options.duration)
+    return {
+        "achieved_rate": load["achieved_rate"],
+        "latency_ms": {key: round(value, 2) for key, value in load["latency_ms"].items()},
+        "requests": load["requests"],
+        "non_2xx": load["non_2xx"],
+        "web_cpu_percent_of_one_core": sampler.cpu_percent["web"],
+    }
+
+
+def edge(size: str, options: Options, progress: Progress) -> dict[str, Any]:
+    """The edge limits under attack: 202 latency at a steady rate, alone and beside hostile clients.
+
+    Two phases of ``duration`` each, in one run against one web process (no worker): the paced
+    client alone, then the same client while ``ops/bench/attack.py`` holds 1,000 slow
+    connections (each re-opened as soon as the server times it out) and sends a 1 MiB header
+    ten times a second. The verdict compares the two 202 p99s.
+    """
+    fleet = _fleet(options)
+    attacker: subprocess.Popen[str] | None = None
+    try:
+        web = fleet.start_web()
+        progress(f"edge/{size}: {options.rate:g} requests/s for {options.duration:g} s, unloaded")
+        unloaded = _paced_phase(fleet, web, size, options)
+        purge(fleet.env["AMQP_URL"])  # both phases publish into an empty queue (there is no worker)
+        progress(f"edge/{size}: opening {EDGE_SLOW_CLIENTS} slow connections and a giant-header sender")
+        attacker = subprocess.Popen(
+            [sys.executable, "-m", "ops.bench.attack", "--port", str(options.port),
+             "--slow", str(EDGE_SLOW_CLIENTS), "--header-bytes", str(EDGE_HEADER_BYTES),
+             "--giant-rate", str(EDGE_GIANT_RATE)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert attacker.stdin is not None
+        assert attacker.stdout is not None
+        if attacker.stdout.readline().strip() != "ready":
+            raise HookyardError("the edge attackers did not start; see the lines above")
+        progress(f"edge/{size}: {options.rate:g} requests/s for {options.duration:g} s, under attack")
+        with Sampler({"web": web, **services()}) as sampler:
+            loaded = _paced_phase(fleet, web, size, options)
+        out, _ = attacker.communicate(timeout=120)  # closes its stdin: it stops and reports
+        attack = {"giant_per_s": EDGE_GIANT_RATE, **json.loads(out.strip().splitlines()[-1])}
+        return {
+            "events_per_s": loaded["achieved_rate"],
+            "target_rate": options.rate,
+            "latency_ms": loaded["latency_ms"],
+            "unloaded": unloaded,
+            "loaded": loaded,
+            "p99_ratio": round(loaded["latency_ms"]["p99"] / max(unloaded["latency_ms"]["p99"], 0.001), 2),
+            "attack": {"slow_clients": EDGE_SLOW_CLIENTS, "header_bytes": EDGE_HEADER_BYTES, **attack},
+            **sampler.summary(),
+        }
+    finally:
+        if attacker is not None and attacker.poll() is None:
+            attacker.kill()
+            attacker.wait()
+        fleet.stop_all()
+
+
+#: The edge scenario's hostile clients: slow connections held open, and giant headers (size, rate).
+EDGE_SLOW_CLIENTS = 1000
+EDGE_HEADER_BYTES = 1 << 20
+EDGE_GIANT_RATE = 10
+
 SCENARIOS: dict[str, Callable[[str, Options, Progress], dict[str, Any]]] = {
     "e2e": e2e, "ingest": ingest, "drain": drain, "latency": latency, "soak": soak, "naive": naive,
+    "edge": edge,
 }  # fmt: skip
 __all__ = ["SCENARIOS", "Options", "body_bytes", "machine"]
