@@ -43,6 +43,7 @@ from producers.keys import KeyRegistry, authenticate
 from producers.openapi import openapi_json
 from producers.publisher import ERRORS_LANE, EVENTS_LANE, HEARTBEATS_LANE, Lane, Publisher
 from producers.router import MethodNotAllowed, Router
+from producers.usage_summary import summary_endpoint
 from schema import queries
 
 log = structlog.get_logger(__name__)
@@ -136,6 +137,7 @@ class IngestApp:
             ("GET", "/readyz", self._readyz),
             ("GET", "/metrics", self._metrics),
             ("GET", "/openapi.json", self._openapi),
+            ("GET", "/v1/usage/summary", summary_endpoint(self.settings, self.registry)),
         ):
             self.router.add(method, path, handler)
         #: Methods served under each route pattern (the OpenAPI document and 405s read it).

@@ -21,7 +21,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema
 
 from contracts import DeploymentIn
-from contracts.ingest import ErrorIn, HeartbeatIn
+from contracts.ingest import PROJECT_NAME, ErrorIn, HeartbeatIn
 from contracts.responses import (
     Accepted,
     AcceptedBatch,
@@ -32,6 +32,7 @@ from contracts.responses import (
     SlackChallenge,
     ValidationFailed,
 )
+from contracts.usage_summary import UsageSummary
 from hookyard import __version__
 
 #: A JSON Schema, in which any value may be a pydantic model class standing for its reference.
@@ -262,6 +263,10 @@ _LINEAR_WEBHOOK = {
     },
 }
 
+
+#: The pattern of a string without control characters (PostgreSQL text holds no NUL), given the
+#: least and the most characters it has by ``format``.
+_NO_CONTROL = "^[^\\u0000-\\u001f\\u007f]{{{},{}}}$"
 
 #: A printable ASCII identity of 1 to 255 characters (UTF-8 is accepted too; an empty one is missing).
 _IDENTITY: dict[str, Any] = {"minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"}
@@ -631,6 +636,85 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 "The OpenAPI 3.1 document.",
                 {"type": "object", "required": ["openapi", "info", "paths"]},
             )
+        },
+    ),
+    Endpoint(
+        "GET",
+        "/v1/usage/summary",
+        "usageSummary",
+        "A project's usage totals per hour, day or month",
+        "v1",
+        description="Totals over `[from, to)` per window (UTC), resource type and unit, and with "
+        "`group_by` per value of that metadata key. Day and month totals of whole days before today "
+        "come from the summary the scheduler refreshes every HOOKYARD_SUMMARY_REFRESH_INTERVAL "
+        "seconds, so a record stored late for an earlier day joins them within that time; today's "
+        "totals, hour windows and `group_by` are always current. Each parameter may be given once; "
+        "any other parameter is refused.",
+        security=("ingestToken", "projectKey"),
+        params=(
+            Param(
+                "project",
+                "Project slug (or org/slug): required with the operator token; with a project key, "
+                "omitted or the key's own project.",
+                "query",
+                schema={"type": "string", "pattern": PROJECT_NAME},
+            ),
+            Param(
+                "resource_type",
+                "Only this resource type [default: every type].",
+                "query",
+                schema={"type": "string", "pattern": _NO_CONTROL.format(1, 255)},
+            ),
+            Param(
+                "from",
+                "The range's start, included: RFC 3339 with an offset (send `+` as `%2B`) "
+                "[default: 24 hours before `to`]. Must be before `to`.",
+                "query",
+                schema={"type": "string", "format": "date-time"},
+            ),
+            Param(
+                "to",
+                "The range's end, excluded: RFC 3339 with an offset [default: now].",
+                "query",
+                schema={"type": "string", "format": "date-time"},
+            ),
+            Param(
+                "window",
+                "The totals' windows, in UTC.",
+                "query",
+                required=True,
+                schema={"type": "string", "enum": ["hour", "day", "month"]},
+            ),
+            Param(
+                "group_by",
+                "A `metadata` key (a meter's group-by name): one total per value of it.",
+                "query",
+                schema={"type": "string", "pattern": _NO_CONTROL.format(1, 64)},
+            ),
+        ),
+        answers={
+            200: Answer("The totals; amounts and costs are exact decimal strings.", UsageSummary),
+            400: Answer(
+                "`missing_parameter`: no `project` with the operator token; `duplicate_parameter`: a "
+                f"parameter given twice; `invalid_query`: the query string is not UTF-8. {_AUTH_REPEATED}"
+            ),
+            401: _TOKEN_REFUSED,
+            403: Answer(
+                "`forbidden_project`: a project key asking for another project; "
+                "`missing_scope`: a project key without the usage scope."
+            ),
+            404: Answer("`unknown_project`: the operator token named a project that does not exist."),
+            422: Answer(
+                "`validation_failed`: a parameter that does not parse, an unknown parameter, no "
+                "`window`, or `from` not before `to`, each listed in `errors`; `too_many_totals`: more "
+                "than 10,000 totals (ask for a shorter range or a wider window).",
+                {"anyOf": [ValidationFailed, ErrorBody]},
+            ),
+            503: Answer(
+                "`database_unavailable`: PostgreSQL did not answer; `summary_timeout`: the summary took "
+                f"longer than 10 s. Or {_KEYS_UNAVAILABLE}",
+                headers={"Retry-After": _RETRY_AFTER},
+            ),
         },
     ),
 )

@@ -17,10 +17,12 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
+import psycopg
 import pytest
 import requests
 import schemathesis
@@ -31,6 +33,7 @@ from schemathesis.checks import negative_data_rejection, positive_data_acceptanc
 from ops import samples
 from ops.broker import purge
 from producers.openapi import openapi_document, openapi_json
+from producers.usage_summary import parse_time
 from tests.conftest import (
     GITHUB_SECRETS,
     INGEST_TOKENS,
@@ -66,9 +69,26 @@ schema.config.checks.not_a_server_error.expected_statuses = ["2xx", "3xx", "4xx"
 @pytest.fixture(scope="module")
 def contract_server(database_url: str, amqp_url: str) -> Iterator[InProcessServer]:
     """One server for every operation (a server per operation would take most of the test's time)."""
+    _usage_to_summarize(database_url)
     with InProcessServer(make_settings(database_url, amqp_url)) as running:
         yield running
     purge(amqp_url)  # the accepted cases' messages: no worker of this module stores them
+
+
+def _usage_to_summarize(database_url: str) -> None:
+    """The project the summary's cases name, with an hour-old record: the default range's totals."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO projects (organization_id, slug, name) SELECT id, 'contract-tests', 'contract-tests'"
+            " FROM organizations WHERE slug = 'default' ON CONFLICT DO NOTHING"
+        )
+        conn.execute(
+            "INSERT INTO resource_usage (project_id, usage_id, resource_type, amount, unit, cost_cad,"
+            " recorded_at, received_at, billing_period, origin, metadata)"
+            " SELECT id, 'contract-summary', 'llm_tokens', 12.5, 'tokens', 0.01, now() - interval '1 hour',"
+            " now(), date_trunc('month', now() AT TIME ZONE 'UTC')::date, 'v1', '{\"model\": \"a\"}'"
+            " FROM projects WHERE slug = 'contract-tests' ON CONFLICT DO NOTHING"
+        )
 
 
 def _hex_hmac(secret: str, message: bytes) -> str:
@@ -98,6 +118,13 @@ def _as_sender(case: Any, base_url: str) -> dict[str, Any]:
     if case.meta is None or case.meta.generation.mode is not GenerationMode.POSITIVE:
         return {}
     path, headers, body = case.operation.path, case.headers or {}, case.body
+    if path == "/v1/usage/summary" and isinstance(case.query, dict):
+        # The operator token must name the project, and `from` must come before `to`: rules across
+        # credentials and parameters that the parameters' schemas cannot say.
+        case.query["project"] = "contract-tests"  # one that exists (_usage_to_summarize): 200s are seen
+        if not _ordered(case.query.get("from"), case.query.get("to")):
+            case.query.pop("from", None)
+            case.query.pop("to", None)
     if path in {"/v1/errors", "/v1/heartbeats"}:
         # The tests send the operator token, which must name the project (a key implies its own):
         # a rule of the credentials the schema of the body cannot say.
@@ -128,6 +155,18 @@ def _as_sender(case: Any, base_url: str) -> dict[str, Any]:
         raw = _wire_body(case, base_url)
         return {"data": raw, "headers": {"Linear-Signature": _hex_hmac(LINEAR_SECRETS[0], raw)}}
     return {}
+
+
+def _ordered(start: Any, end: Any) -> bool:
+    """Whether a summary's ``from`` and ``to`` (either may be missing: now and 24 hours before ``to``)
+    make a range the endpoint takes."""
+    now = datetime.now(UTC)
+    try:
+        until = parse_time(end) if isinstance(end, str) else now
+        since = parse_time(start) if isinstance(start, str) else until - timedelta(hours=24)
+    except (ValueError, OverflowError):
+        return False
+    return since < until
 
 
 #: pydantic reads a number given for ``started_at``/``finished_at`` as Unix time, so /v1/deployments
