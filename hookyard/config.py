@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     hookyard_scheduler_interval: float = Field(default=60.0, gt=0)
     # Seconds between heartbeat sweeps: a subject moves to grace or down at most this late.
     hookyard_sweep_interval: float = Field(default=5.0, gt=0, le=15)
+    # Seconds between refreshes of the materialized view project_resource_summary (CONCURRENTLY:
+    # readers never wait), checked at each scheduler pass (workers/summary.py).
+    hookyard_summary_refresh_interval: float = Field(default=60.0, gt=0)
     # Group commit: the most events one store transaction takes from the messages waiting, and how
     # many such transactions a worker process keeps open at once (see workers/group.py).
     hookyard_store_group_events: int = Field(default=1000, ge=1, le=100_000)

@@ -123,6 +123,12 @@ PARTITIONS_DROPPED = Counter("hookyard_partitions_dropped_total", "Partitions dr
 DEFAULT_PARTITION_ROWS = Gauge("hookyard_default_partition_rows", "Rows in default partitions", ["table"])
 # Unix time of the scheduler's last completed pass.
 SCHEDULER_LAST_RUN = Gauge("hookyard_scheduler_last_run_timestamp_seconds", "Last scheduler pass")
+# Duration of one refresh of the materialized view project_resource_summary (CONCURRENTLY).
+SUMMARY_REFRESH_DURATION = Histogram(
+    "hookyard_summary_refresh_seconds",
+    "Usage summary refresh duration",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+)
 
 _export_lock = threading.Lock()
 _broker_connected_registered = False

@@ -734,6 +734,7 @@ ENVIRONMENT: dict[tuple[str, ...], tuple[str, ...]] = {
         "hookyard_retention_months",
         "hookyard_scheduler_interval",
         "hookyard_sweep_interval",
+        "hookyard_summary_refresh_interval",
         "hookyard_scheduler_metrics_port",
         "hookyard_metrics_host",
         *_LOGGING,

@@ -17,6 +17,7 @@ from hookyard.clock import SYSTEM, Clock
 from hookyard.config import Settings
 from schema import queries
 from schema.migrate import PARTITIONED_TABLES, ensure_partitions, month_starts
+from workers.summary import refresh_summary
 from workers.sweep import clear_gauges, run_sweep
 
 log = structlog.get_logger(__name__)
@@ -42,6 +43,7 @@ def run_once(
         metrics.DEFAULT_PARTITION_ROWS.labels(table).set(stray)
         if stray:
             log.warning("rows_in_default_partition", table=table, rows=stray, key=key)
+    refresh_summary(conn, settings)
     metrics.SCHEDULER_LAST_RUN.set(time.time())
 
 
