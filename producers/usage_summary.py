@@ -48,14 +48,16 @@ cannot bound ``recorded_at`` (it comes after ``resource_type``), so the part-day
 project's rows of their month's partition (the 77 ms above; an index on ``(project_id,
 recorded_at)`` would make it a few ms).
 
-Connections: one per request, opened and closed (as the ping's ``?create=1`` does), until the
-web process has a shared pool; :func:`summary_endpoint` takes any ``connect`` that yields a connection,
-a ``psycopg_pool.AsyncConnectionPool``'s ``connection`` included. The statements run unprepared,
-so a pooled connection never settles on a generic plan that ignores the range.
+Connections: from the web process's shared pool when it is given one (:func:`from_pool`: at most
+half of its connections at once, so a burst of long summaries never starves the reservations),
+else one per request, opened and closed. The statements run unprepared, so a pooled connection
+never settles on a generic plan that ignores the range, and the statement timeout is set for the
+summary's own transaction only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
@@ -68,6 +70,7 @@ from urllib.parse import parse_qsl
 
 import psycopg
 import structlog
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from contracts.ingest import PROJECT_NAME
 from contracts.keys import Scope
@@ -89,6 +92,8 @@ DEFAULT_SPAN: Final = timedelta(hours=24)
 MAX_TOTALS: Final = 10_000
 #: The longest one summary may run in PostgreSQL (a year of hour windows with a group-by can).
 STATEMENT_TIMEOUT: Final = "10s"
+#: Seconds a summary waits for a connection of the shared pool before its 503.
+POOL_WAIT: Final = 3.0
 #: A resource type as the ingest contracts bound it: 1 to 255 characters, no control character
 #: (PostgreSQL text cannot hold a NUL).
 RESOURCE_TYPE: Final = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
@@ -348,6 +353,30 @@ def connect_each_time(database_url: str) -> Connect:
     return connect
 
 
+def from_pool(pool: AsyncConnectionPool[Any]) -> Connect:
+    """Connections of the web process's shared pool, of which summaries take at most half at once.
+
+    A summary may hold its connection for seconds; the other half stays free for the requests
+    that must answer in milliseconds (budget reservations). A summary that finds no free share
+    within :data:`POOL_WAIT` seconds gets the 503 of a database that does not answer.
+    """
+    gate = asyncio.Semaphore(max(1, pool.max_size // 2))
+
+    @contextlib.asynccontextmanager
+    async def connect() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        try:
+            await asyncio.wait_for(gate.acquire(), POOL_WAIT)
+        except TimeoutError:
+            raise PoolTimeout(f"no share of the pool freed within {POOL_WAIT:g} s") from None
+        try:
+            async with pool.connection(timeout=POOL_WAIT) as conn:
+                yield conn
+        finally:
+            gate.release()
+
+    return connect
+
+
 async def read_totals(
     conn: psycopg.AsyncConnection[Any],
     query: SummaryQuery,
@@ -390,15 +419,15 @@ async def read_totals(
 def summary_endpoint(
     settings: Settings,
     registry: KeyRegistry | None,
-    connect: Connect | None = None,
+    pool: AsyncConnectionPool[Any] | None = None,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Handler:
     """The ``GET /v1/usage/summary`` handler (see the module docstring): bearer tokens from
-    ``settings``, project keys from ``registry``, and a connection per summary from ``connect``
-    (by default one of its own, opened on ``settings.database_url``)."""
+    ``settings``, project keys from ``registry``, and each summary's connection from ``pool``
+    (:func:`from_pool`), or without one a connection of its own on ``settings.database_url``."""
     tokens = settings.hookyard_ingest_token
-    connect = connect or connect_each_time(settings.database_url)
+    connect = from_pool(pool) if pool is not None else connect_each_time(settings.database_url)
 
     async def summary(request: Request) -> Response:
         try:

@@ -7,6 +7,7 @@ whole days come from the materialized view, refreshed here as the scheduler woul
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,15 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from contracts.keys import Scope, key_hash, key_prefix, new_key
 from contracts.usage_summary import UsageSummary
+from producers import usage_summary
+from producers.http import Request
 from tests.conftest import INGEST_TOKENS, InProcessServer, free_port, make_settings
 
 OPERATOR = INGEST_TOKENS[0]
@@ -367,3 +372,65 @@ def test_postgresql_unreachable_is_503_with_retry_after(amqp_url: str) -> None:
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"] == "database_unavailable"
     assert answer.headers["retry-after"] == "5"
+
+
+def _request(query: str) -> Request:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/v1/usage/summary", "query_string": query.encode()}
+    return Request(scope, {"authorization": f"Bearer {OPERATOR}"}, receive, frozenset(), {})
+
+
+def test_with_the_web_process_pool_summaries_take_at_most_half_of_it(
+    fresh_database_url: str, amqp_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(usage_summary, "POOL_WAIT", 0.2)
+    with psycopg.connect(fresh_database_url, autocommit=True) as db:
+        use(db, create_project(db, "pooled"), datetime.now(UTC) - timedelta(minutes=5), "3")
+
+    async def scenario() -> None:
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            fresh_database_url, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}
+        )
+        await pool.open(wait=True)
+        try:
+            handler = usage_summary.summary_endpoint(make_settings(fresh_database_url, amqp_url), None, pool)
+            answer = await handler(_request("project=pooled&window=day"))
+            assert answer.status == 200, answer.body
+            assert [t["amount"] for t in orjson.loads(answer.body)["totals"]] == ["3"]
+
+            share = usage_summary.from_pool(pool)  # 2 of the 4 connections
+            async with share() as first, share():
+                assert not first.closed
+                with pytest.raises(PoolTimeout):
+                    async with share():
+                        pass
+                async with pool.connection(timeout=0.2), pool.connection(timeout=0.2):
+                    pass  # the other half is still there for the reservations
+            async with share():
+                pass
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_pool_that_cannot_reach_postgresql_is_503(amqp_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(usage_summary, "POOL_WAIT", 0.5)
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
+
+    async def scenario() -> None:
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            nowhere, min_size=1, max_size=2, open=False, kwargs={"connect_timeout": 1}
+        )
+        await pool.open(wait=False)
+        try:
+            handler = usage_summary.summary_endpoint(make_settings(nowhere, amqp_url), None, pool)
+            answer = await handler(_request("project=alpha&window=day"))
+            assert (answer.status, orjson.loads(answer.body)["error"]) == (503, "database_unavailable")
+            assert (b"retry-after", b"5") in answer.headers
+        finally:
+            await pool.close()
+
+    asyncio.run(scenario())
