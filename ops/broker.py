@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pika
 
-from contracts.topology import EVENTS, RETRIES_EXHAUSTED, queue_declarations
+from contracts.topology import ALL_ROUTES, queue_declarations
 from hookyard.errors import PublishFailed, ServiceUnavailable
 
 
@@ -51,7 +51,7 @@ class ConfirmingPublisher:
 def purge(amqp_url: str) -> None:
     """Declare every Hookyard queue of the vhost in ``amqp_url`` and empty it."""
     with ConfirmingPublisher(amqp_url) as broker:
-        for route in (EVENTS, RETRIES_EXHAUSTED):
+        for route in ALL_ROUTES:
             for name, arguments in queue_declarations(route.queue):
                 broker.channel.queue_declare(name, durable=True, arguments=arguments)
                 broker.channel.queue_purge(name)
