@@ -27,6 +27,8 @@ EVENTS = Route(queue="events", actor="store_events")
 ERRORS = Route(queue="errors", actor="store_error_reports")
 #: Pings, instance heartbeats and Sentry check-ins, applied to checks by workers.heartbeats.
 HEARTBEATS = Route(queue="heartbeats", actor="apply_heartbeats")
+#: Usage records (metered CloudEvents and /v1/usage), stored and counted against budgets.
+USAGE = Route(queue="usage", actor="store_usage")
 #: Messages whose retries ran out, recorded by workers.store.record_dead_letter.
 RETRIES_EXHAUSTED = Route(queue="dead_letters", actor="record_dead_letter")
 
@@ -39,3 +41,7 @@ def queue_declarations(queue: str) -> list[tuple[str, dict[str, Any]]]:
         (dq_name(queue), main_args),
         (xq_name(queue), {"x-message-ttl": DEAD_MESSAGE_TTL}),
     ]
+
+
+#: Every queue the fleet declares, each with its delay and dead-letter queues.
+ALL_ROUTES: tuple[Route, ...] = (EVENTS, ERRORS, HEARTBEATS, USAGE, RETRIES_EXHAUSTED)
