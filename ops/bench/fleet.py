@@ -24,7 +24,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from hookyard.errors import HookyardError
-from ops.bench.requests import GITHUB_SECRET, SLACK_SECRET
+from ops.bench.requests import GITHUB_SECRET, INGEST_TOKEN, SLACK_SECRET
 from ops.broker import purge
 from schema.migrate import migrate
 
@@ -157,6 +157,7 @@ class Fleet:
                 "AMQP_URL": amqp_url,
                 "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
                 "SLACK_SIGNING_SECRET": SLACK_SECRET,
+                "HOOKYARD_INGEST_TOKEN": INGEST_TOKEN,
                 "HOOKYARD_LOG_FORMAT": "json",
                 "HOOKYARD_LOG_LEVEL": "warning",
                 "HOOKYARD_WORKER_METRICS_PORT": "0",
@@ -186,6 +187,10 @@ class Fleet:
     def start_worker(self, threads: int, processes: int = 1) -> psutil.Process:
         return self.start("worker", "worker", "--processes", str(processes), "--threads", str(threads))
 
+    def start_scheduler(self) -> psutil.Process:
+        """``hookyard scheduler``: partitions, then the heartbeat sweep every HOOKYARD_SWEEP_INTERVAL."""
+        return self.start("scheduler", "scheduler")
+
     def stop(self, name: str) -> None:
         process = self.processes.pop(name, None)
         if process and process.poll() is None:
@@ -200,8 +205,12 @@ class Fleet:
             self.stop(name)
 
     def stored(self) -> int:
+        return self.count("SELECT count(*) FROM events")
+
+    def count(self, query: str) -> int:
+        """The one number ``query`` answers (a ``count(*)``), on a connection of its own."""
         with psycopg.connect(self.database_url) as conn:
-            row = conn.execute("SELECT count(*) FROM events").fetchone()
+            row = conn.execute(query).fetchone()
         return int(row[0]) if row else 0
 
     def inserted_keys(self) -> int:
@@ -268,6 +277,12 @@ class Fleet:
     def wait_stored(self, expected: int, timeout: float, progress: Any = None) -> tuple[int, float]:
         """Poll until ``expected`` rows are stored, or the count stops moving for 15 s."""
         return self._poll(self.stored, expected, timeout, progress, interval=0.25)
+
+    def wait_for(
+        self, count: Callable[[], int], expected: int, timeout: float, interval: float = 0.5
+    ) -> tuple[int, float]:
+        """Poll ``count`` until it reaches ``expected``, stops moving for 15 s, or ``timeout`` passes."""
+        return self._poll(count, expected, timeout, None, interval)
 
     @staticmethod
     def _poll(

@@ -13,7 +13,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,18 +34,31 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "max": ordered[-1]}
 
 
+def write_requests(requests: Iterable[bytes], threads: int, prefix: Path) -> tuple[str, str, int]:
+    """wrk's file mode: request ``n`` goes to thread ``n % threads``. Returns (mode, prefix, count)."""
+    handles = [open(f"{prefix}.{index}", "wb") for index in range(threads)]  # noqa: SIM115 - closed below
+    count = 0
+    try:
+        for count, request in enumerate(requests, 1):
+            handles[(count - 1) % threads].write(b"%08d" % len(request) + request)
+    finally:
+        for handle in handles:
+            handle.close()
+    return "file", str(prefix), count
+
+
+def write_template(template: bytes, prefix: Path) -> tuple[str, str]:
+    """wrk's template mode: every occurrence of the placeholder becomes the request's counter."""
+    Path(f"{prefix}.template").write_bytes(template)
+    return "template", str(prefix)
+
+
 def write_request_files(size: str, total: int, threads: int, directory: Path) -> tuple[str, str]:
     """Prepare wrk's input; returns (mode, prefix) for ``ops/bench/wrk.lua``."""
     prefix = directory / f"requests-{size}"
     if size == "small":
-        handles = [open(f"{prefix}.{index}", "wb") for index in range(threads)]  # noqa: SIM115 - closed below
-        try:
-            for number, request in enumerate(generate(size, total)):
-                handles[number % threads].write(b"%08d" % len(request) + request)
-        finally:
-            for handle in handles:
-                handle.close()
-        return "file", str(prefix)
+        mode, name, _ = write_requests(generate(size, total), threads, prefix)
+        return mode, name
     template = next(generate(size, 1, tag="SPLICE"))
     head, _, tail = template.partition(b"SPLICE-000000000")
     # A unique run tag keeps ids apart from any earlier run on the same database.
@@ -54,14 +67,18 @@ def write_request_files(size: str, total: int, threads: int, directory: Path) ->
     return "splice", str(prefix)
 
 
-def prepare_wrk(
-    size: str, *, duration: float, threads: int, max_rate: int, directory: Path
-) -> tuple[str, str]:
-    """Write wrk's requests before the clock starts (signing ~10^5 Slack requests takes seconds)."""
+def require_wrk() -> None:
     if shutil.which("wrk") is None:
         raise HookyardError(
             "wrk is not installed: `apt-get install wrk` (or `make bench`, which installs it)"
         )
+
+
+def prepare_wrk(
+    size: str, *, duration: float, threads: int, max_rate: int, directory: Path
+) -> tuple[str, str]:
+    """Write wrk's requests before the clock starts (signing ~10^5 Slack requests takes seconds)."""
+    require_wrk()
     return write_request_files(size, int(max_rate * duration * 1.2), threads, directory)
 
 
@@ -86,9 +103,18 @@ def run_wrk(
 
 
 async def _paced(
-    host: str, port: int, requests: Iterator[bytes], rate: float, connections: int
+    host: str,
+    port: int,
+    requests: Iterator[bytes],
+    rate: float,
+    connections: int,
+    *,
+    ok: tuple[bytes, ...] = (b"HTTP/1.1 202",),
 ) -> tuple[list[float], int, int, float]:
-    """Send ``requests`` at ``rate``/s over ``connections`` keep-alive connections."""
+    """Send ``requests`` at ``rate``/s over ``connections`` keep-alive connections.
+
+    A response whose status line starts with none of ``ok`` counts as a failure.
+    """
     queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
     latencies: list[float] = []
     failures = 0
@@ -107,7 +133,7 @@ async def _paced(
                         length = int(line[15:])
                 await reader.readexactly(length)
                 latencies.append(time.perf_counter() - due)
-                if not status_line.startswith(b"HTTP/1.1 202"):
+                if not status_line.startswith(ok):
                     failures += 1
                 queue.task_done()
         finally:
@@ -133,9 +159,23 @@ async def _paced(
 
 def run_paced(url: str, size: str, *, rate: float, duration: float, connections: int = 64) -> dict[str, Any]:
     """A steady ``rate`` for ``duration`` seconds; latencies in ms from each request's due time."""
-    host, _, port = url.removeprefix("http://").partition(":")
     requests = generate(size, int(rate * duration))  # made as they go: Slack stamps stay fresh
-    latencies, failures, sent, elapsed = asyncio.run(_paced(host, int(port), requests, rate, connections))
+    return run_paced_requests(url, requests, rate=rate, connections=connections)
+
+
+def run_paced_requests(
+    url: str,
+    requests: Iterator[bytes],
+    *,
+    rate: float,
+    connections: int = 64,
+    ok: tuple[bytes, ...] = (b"HTTP/1.1 202",),
+) -> dict[str, Any]:
+    """Send every request of ``requests`` (pulled at its due time) at ``rate``/s; see :func:`run_paced`."""
+    host, _, port = url.removeprefix("http://").partition(":")
+    latencies, failures, sent, elapsed = asyncio.run(
+        _paced(host, int(port), requests, rate, connections, ok=ok)
+    )
     return {
         "requests": sent,
         "achieved_rate": round(sent / elapsed, 1),

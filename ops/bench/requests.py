@@ -17,6 +17,8 @@ SIZES = ("small", "medium", "large")
 #: Secrets the bench fleet runs with (never used outside the bench's own database and vhost).
 GITHUB_SECRET = "bench-github-secret"  # noqa: S105 - the bench's own throwaway fleet
 SLACK_SECRET = "bench-slack-secret"  # noqa: S105 - likewise
+#: The operator token of ``/v1/*`` (HOOKYARD_INGEST_TOKEN) of the bench fleet.
+INGEST_TOKEN = "bench-operator-token-0123456789ab"  # noqa: S105 - likewise
 
 
 def raw_request(path: str, headers: dict[str, str], body: bytes) -> bytes:

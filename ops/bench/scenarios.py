@@ -48,6 +48,10 @@ class Options:
     soak_rate: float = 1000.0
     drain_events: int = 200_000
     drain_batch: int = 100
+    #: The heartbeats scenario's steady phase (the issue asks 5 minutes).
+    heartbeat_duration: float = 60.0
+    #: The variants of a domain scenario to run (keys, errors, heartbeats); empty: every one.
+    variants: tuple[str, ...] = ()
 
 
 def machine() -> dict[str, Any]:
@@ -68,7 +72,12 @@ def services() -> dict[str, psutil.Process]:
         try:
             if name == "postgres" and psutil.Process(process.info["ppid"]).name() != "postgres":
                 found["postgresql"] = process
-            elif name.startswith("beam"):
+            elif (
+                name.startswith("beam")
+                and "rabbit" in process.cmdline()
+                # The node, not a short-lived rabbitmqctl on an Erlang VM of its own.
+                and ("rabbitmq" not in found or "boot" in process.cmdline())
+            ):
                 found["rabbitmq"] = process
         except psutil.Error:
             continue

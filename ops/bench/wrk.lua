@@ -2,9 +2,13 @@
 --   file mode:   requests pre-signed by the harness, read from <prefix>.<thread id> (Slack bodies
 --                differ per request and so do their signatures; HMAC in Lua would cost the fleet CPU).
 --   splice mode: one signed body, a counter spliced into the delivery header (GitHub signs the body only).
+--   template mode: <prefix>.template holds a request whose every "@@SPLICE@@@@@@@@" becomes a
+--                16-digit counter (2 digits of thread id, 14 of index): the same width, so its
+--                Content-Length holds (a batch of CloudEvents, each id carrying the counter).
 local mode, prefix = nil, nil
 local requests, count, index = {}, 0, 0
 local head, tail = nil, nil
+local parts = nil
 local threads = 0
 
 function setup(thread)
@@ -30,6 +34,17 @@ function init(args)
       requests[count] = f:read(tonumber(len))
     end
     f:close()
+  elseif mode == "template" then
+    local template, marker = slurp(prefix .. ".template"), "@@SPLICE@@@@@@@@"
+    parts = {}
+    local start = 1
+    while true do
+      local found = string.find(template, marker, start, true)
+      if not found then break end
+      parts[#parts + 1] = string.sub(template, start, found - 1)
+      start = found + #marker
+    end
+    parts[#parts + 1] = string.sub(template, start)
   else
     head, tail = slurp(prefix .. ".head"), slurp(prefix .. ".tail")
   end
@@ -40,6 +55,9 @@ function request()
   if mode == "file" then
     if index > count then index = 1 end  -- ran out: repeats are stored once, and counted as such
     return requests[index]
+  end
+  if mode == "template" then
+    return table.concat(parts, string.format("%02d%014d", thread_id, index))
   end
   return head .. thread_id .. "-" .. index .. tail
 end
