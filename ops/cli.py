@@ -594,8 +594,9 @@ def dlq_breaker_reset(actor: str | None, database_url: str | None) -> None:
     click.echo(f"breaker closed for {', '.join(closed)}; dead letters before now no longer count")
 
 
-_SCENARIOS = ("e2e", "ingest", "drain", "latency", "soak", "naive", "edge")
+_SCENARIOS = ("e2e", "ingest", "drain", "latency", "soak", "naive", "edge", "keys", "errors", "heartbeats")
 _STEADY = ("latency", "soak", "edge")  # the targets name a size for these: small unless --size says otherwise
+_DOMAINS = ("keys", "errors", "heartbeats")  # their payloads are their own: run once, whatever --size says
 
 
 @cli.command()
@@ -626,6 +627,20 @@ _STEADY = ("latency", "soak", "edge")  # the targets name a size for these: smal
 @click.option("--soak-rate", type=click.FloatRange(1), default=1000.0, show_default=True)
 @click.option("--drain-events", type=click.IntRange(1), default=200_000, show_default=True)
 @click.option(
+    "--heartbeat-duration",
+    type=click.FloatRange(1),
+    default=60.0,
+    show_default=True,
+    help="Seconds of the heartbeats scenario's steady phase (10,000 instances every 10 s, the sweep on)",
+)
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    help="Run only this variant of keys/errors/heartbeats (repeatable): token, keys; distinct, hot, "
+    "naive; steady, sweep, peak, naive [default: all]",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -651,6 +666,8 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
     soak_duration: float,
     soak_rate: float,
     drain_events: int,
+    heartbeat_duration: float,
+    variants: tuple[str, ...],
     out: Path | None,
     port: int,
     database_url: str | None,
@@ -660,12 +677,16 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
 
     Scenarios: e2e (HTTP to committed rows), ingest (HTTP to broker), drain (pre-filled queue vs
     a bare COPY), latency (steady rate: 202 latency and freshness), soak (RSS over time), naive
-    (one synchronous confirm per request, one INSERT per message).
+    (one synchronous confirm per request, one INSERT per message), keys (/v1/deployments under
+    10,000 project keys vs the operator token), errors (Sentry envelopes: distinct patterns, one
+    hot pattern, naive), heartbeats (10,000 instances with the sweep, a 100,000-subject sweep,
+    peak vs naive). keys, errors and heartbeats write one line per variant.
     """
     import shlex  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
     from datetime import UTC, datetime  # noqa: PLC0415
 
+    from ops.bench.domains import DOMAIN_SCENARIOS  # noqa: PLC0415
     from ops.bench.scenarios import SCENARIOS, Options, body_bytes, machine  # noqa: PLC0415
 
     settings = _settings(database_url=database_url, amqp_url=amqp_url)
@@ -681,17 +702,24 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
             port=port, duration=duration, connections=connections, worker_threads=worker_threads,
             worker_processes=worker_processes, rate=rate,
             soak_duration=soak_duration, soak_rate=soak_rate, drain_events=drain_events,
+            heartbeat_duration=heartbeat_duration, variants=variants,
         )  # fmt: skip
         for scenario in chosen:
-            for size in ("small",) if scenario in _STEADY and "all" in sizes else every_size:
-                started = datetime.now(UTC)
-                result = SCENARIOS[scenario](size, options, lambda line: click.echo(line, err=True))
-                line = {
-                    "scenario": scenario, "size": size, "body_bytes": body_bytes(size), **result,
-                    "started_at": started.isoformat(timespec="seconds"), "command": command,
-                    "machine": machine(),
-                }  # fmt: skip
-                text = json.dumps(line)
+            if scenario in _DOMAINS:
+                started = datetime.now(UTC).isoformat(timespec="seconds")
+                results = DOMAIN_SCENARIOS[scenario]("-", options, lambda line: click.echo(line, err=True))
+                lines = [{"scenario": scenario, "started_at": started, **result} for result in results]
+            else:
+                lines = []
+                for size in ("small",) if scenario in _STEADY and "all" in sizes else every_size:
+                    started = datetime.now(UTC).isoformat(timespec="seconds")
+                    result = SCENARIOS[scenario](size, options, lambda line: click.echo(line, err=True))
+                    lines.append(
+                        {"scenario": scenario, "size": size, "body_bytes": body_bytes(size), **result,
+                         "started_at": started}
+                    )  # fmt: skip
+            for line in lines:
+                text = json.dumps({**line, "command": command, "machine": machine()})
                 click.echo(text)
                 with out.open("a") as handle:
                     handle.write(text + "\n")
