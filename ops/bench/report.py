@@ -32,6 +32,136 @@ def _runs(results: list[dict[str, Any]], scenario: str, size: str) -> list[tuple
     return [(f" (run {n} of {len(found)}, {r.get('started_at', '')})", r) for n, r in enumerate(found, 1)]
 
 
+#: Targets of the domain scenarios (issues 9 to 11).
+KEYS_FRACTION_OF_TOKEN = 0.95
+ERRORS_MIN_PER_S = 3000
+ERRORS_HOT_FRACTION = 0.8
+NAIVE_RATIO = 3
+FRESHNESS_WITHIN_1S = 0.99
+SWEEP_LIMIT_S = 1.0
+HEARTBEATS_PEAK_PER_S = 5000
+
+
+def _domain_runs(results: list[dict[str, Any]], scenario: str) -> list[tuple[str, dict[str, dict[str, Any]]]]:
+    """Each run of a domain scenario as {variant: result}, labelled when the file holds several.
+
+    Variants pair only within their run (``run``): a ratio never mixes two runs.
+    """
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
+    for result in results:
+        if result["scenario"] == scenario and "variant" in result:
+            runs.setdefault(str(result.get("run")), {})[str(result["variant"])] = result
+    if len(runs) == 1:
+        return [("", next(iter(runs.values())))]
+    labelled = []
+    for number, variants in enumerate(runs.values(), 1):
+        started = min(str(r.get("started_at", "")) for r in variants.values())
+        labelled.append((f" (run {number} of {len(runs)}, {started})", variants))
+    return labelled
+
+
+def _rate(result: dict[str, Any]) -> str:
+    return f"{result['events_per_s']:,.0f}"
+
+
+def judge_domains(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The rows of the keys, errors and heartbeats targets."""
+    rows: list[tuple[str, str, str]] = []
+    for run, variants in _domain_runs(results, "keys"):
+        token, keyed = variants.get("token"), variants.get("keys")
+        if token and keyed:
+            share = keyed["events_per_s"] / token["events_per_s"]
+            rows.append(
+                (
+                    f"keys e2e ≥ 95% of token e2e ({keyed['bearer_tokens_used']:,} keys){run}",
+                    f"{_rate(keyed)} vs {_rate(token)} events/s = {100 * share:.0f}%",
+                    _mark(share >= KEYS_FRACTION_OF_TOKEN),
+                )
+            )
+    for run, variants in _domain_runs(results, "errors"):
+        distinct, hot, naive = variants.get("distinct"), variants.get("hot"), variants.get("naive")
+        for name, found in (("distinct", distinct), ("hot", hot)):
+            if found:
+                rows.append(
+                    (
+                        f"errors {name} ≥ 3,000 reports/s{run}",
+                        f"{_rate(found)} reports/s ({found['patterns']:,} patterns)",
+                        _mark(found["events_per_s"] >= ERRORS_MIN_PER_S),
+                    )
+                )
+        if distinct and naive:
+            ratio = distinct["events_per_s"] / naive["events_per_s"]
+            rows.append(
+                (
+                    f"errors distinct ≥ 3× naive{run}",
+                    f"{_rate(distinct)} vs {_rate(naive)} reports/s = {ratio:.1f}×",
+                    _mark(ratio >= NAIVE_RATIO),
+                )
+            )
+        if distinct and hot:
+            share = hot["events_per_s"] / distinct["events_per_s"]
+            rows.append(
+                (
+                    f"errors hot ≥ 80% of distinct{run}",
+                    f"{_rate(hot)} vs {_rate(distinct)} reports/s = {100 * share:.0f}%",
+                    _mark(share >= ERRORS_HOT_FRACTION),
+                )
+            )
+    for run, variants in _domain_runs(results, "heartbeats"):
+        rows.extend(_heartbeat_rows(run, variants))
+    return rows
+
+
+def _heartbeat_rows(run: str, variants: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    steady, sweep = variants.get("steady"), variants.get("sweep")
+    peak, naive = variants.get("peak"), variants.get("naive")
+    if steady:
+        what = (
+            f"{steady['instances']:,} instances + {steady['ping_checks']:,} ping checks every "
+            f"{steady['period_s']:g} s for {steady['duration_s']:g} s, sweep on"
+        )
+        rows.append(
+            (
+                f"heartbeats: every accepted report applied ({what}){run}",
+                f"{steady['applied']:,} of {steady['accepted']:,} applied "
+                f"({steady['events_per_s']:,.0f} requests/s sent, {steady['non_2xx']:,} refused)",
+                _mark(steady["accepted"] > 0 and steady["applied"] >= steady["accepted"]),
+            )
+        )
+        fresh = steady["freshness"]
+        rows.append(
+            (
+                f"heartbeats: received → committed p99 < 1 s at the same rate{run}",
+                f"p50 {fresh['p50_ms']:.0f}, p99 {fresh['p99_ms']:.0f} ms (interpolated in the histogram's "
+                f"buckets); {100 * fresh['within_1s']:.2f}% within 1 s",
+                _mark(fresh["observed"] > 0 and fresh["within_1s"] >= FRESHNESS_WITHIN_1S),
+            )
+        )
+    if sweep:
+        rows.append(
+            (
+                f"sweep of {sweep['subjects']:,} subjects ({sweep['due']:,} due) < 1 s{run}",
+                f"{1000 * sweep['sweep_s']:.0f} ms ({sweep['flips']:,} flips); "
+                f"nothing due: {1000 * sweep['idle_sweep_s']:.1f} ms",
+                _mark(sweep["sweep_s"] < SWEEP_LIMIT_S),
+            )
+        )
+    if peak:
+        beside = ""
+        if naive:
+            ratio = peak["events_per_s"] / naive["events_per_s"] if naive["events_per_s"] else float("inf")
+            beside = f" (naive {_rate(naive)}/s: {ratio:.1f}×)"
+        rows.append(
+            (
+                f"heartbeats peak e2e ≥ 5,000/s{run}",
+                f"{_rate(peak)} heartbeats/s{beside}",
+                _mark(peak["events_per_s"] >= HEARTBEATS_PEAK_PER_S),
+            )
+        )
+    return rows
+
+
 def judge(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(target, measured, verdict) rows."""
     rows: list[tuple[str, str, str]] = []
@@ -94,6 +224,7 @@ def judge(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
                 _mark(edge["p99_ratio"] <= 2),
             )
         )
+    rows += judge_domains(results)
     peaks = {
         name: max(r["peak_rss_mb"].get(name, 0) for r in results)
         for name in ("web", "worker")
@@ -135,7 +266,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
         lat = f"{latency['p50']:.1f} / {latency['p99']:.1f}" if latency else "–"
         parts = [cpu.get(name) for name in ("web", "worker", "postgresql", "rabbitmq")]
         cpus = ", ".join("–" if part is None else f"{part:.0f}" for part in parts)
-        lines.append(f"| {r['scenario']} | {r['size']} | {r['events_per_s']:,.0f} | {lat} | {cpus} |")
+        name = f"{r['scenario']} {r['variant']}" if "variant" in r else r["scenario"]
+        lines.append(f"| {name} | {r['size']} | {r['events_per_s']:,.0f} | {lat} | {cpus} |")
     machine = results[0]["machine"] if results else {}
     lines += [
         "",
