@@ -6,7 +6,9 @@ contract test (``tests/integration/test_openapi_contract.py``) checks every answ
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,3 +65,34 @@ class Health(BaseModel):
 
 class Ready(BaseModel):
     status: Literal["ready"]
+
+
+#: A decimal amount as answers write it (contracts.ingest.decimal_text): exact, no exponent.
+_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
+ReservationState = Literal["held", "committed", "released", "expired"]
+
+
+class Reservation(BaseModel):
+    """201: the reservation held now, or, for an ``id`` reserved before, that first reservation."""
+
+    reservation_id: UUID = Field(description="The path parameter of commit and release")
+    state: ReservationState = Field(description="`held` unless the id was reserved and settled before")
+    amount: str = Field(pattern=_DECIMAL, description="The amount reserved")
+    remaining: str = Field(
+        pattern=_DECIMAL,
+        description="allocated - used - reserved of the budget's period now; negative once usage or a "
+        "soft budget's overrun passed the allocation",
+    )
+    overrun: str = Field(pattern=_DECIMAL, description="The part a soft budget granted past its allocation")
+    expires_at: datetime = Field(description="When an unsettled reservation expires and frees its amount")
+
+
+class SettledReservation(BaseModel):
+    """200: a reservation committed or released (by this request or an earlier one), or expired."""
+
+    reservation_id: UUID
+    state: ReservationState
+    committed: str | None = Field(
+        default=None, pattern=_DECIMAL, description="The amount committed: usage of the budget's period"
+    )
+    remaining: str = Field(pattern=_DECIMAL, description="allocated - used - reserved of its period now")
