@@ -14,7 +14,7 @@ import click
 
 from hookyard.config import Settings, available_cpus, load_settings, redact_url
 from hookyard.errors import HookyardError
-from ops import checks_cli, meters_cli, patterns_cli, tenancy_cli
+from ops import budgets_cli, checks_cli, meters_cli, patterns_cli, tenancy_cli
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -842,5 +842,6 @@ cli.add_command(tenancy_cli.projects)
 cli.add_command(tenancy_cli.keys)
 cli.add_command(patterns_cli.errors)
 cli.add_command(checks_cli.checks)
+cli.add_command(budgets_cli.budgets)
 cli.add_command(meters_cli.meters)
 cli.add_command(meters_cli.rates)
