@@ -114,6 +114,28 @@ SWEEP_LAST_RUN = Gauge("hookyard_sweep_last_run_timestamp_seconds", "Last heartb
 # Duration of one sweep.
 SWEEP_DURATION = Histogram("hookyard_sweep_seconds", "Heartbeat sweep duration", buckets=_LATENCY_BUCKETS)
 
+# --- budget reservations (the web process; expiry also in the scheduler) ---
+# Reservations granted, by the budget's enforcement (hard, soft).
+RESERVATIONS_GRANTED = Counter(
+    "hookyard_reservations_granted_total", "Budget reservations granted", ["enforcement"]
+)
+# Reservations (and commits past their reservation) refused: hard budget_exceeded, or "none" (no budget).
+RESERVATIONS_REFUSED = Counter(
+    "hookyard_reservations_refused_total", "Budget reservations refused", ["enforcement"]
+)
+# Reservations committed into usage (each once, however often the commit is repeated).
+RESERVATIONS_COMMITTED = Counter(
+    "hookyard_reservations_committed_total", "Budget reservations committed", ["enforcement"]
+)
+# Reservations released before their TTL.
+RESERVATIONS_RELEASED = Counter(
+    "hookyard_reservations_released_total", "Budget reservations released", ["enforcement"]
+)
+# Reservations expired at the end of their TTL (by the scheduler, or by the commit or release that met them).
+RESERVATIONS_EXPIRED = Counter(
+    "hookyard_reservations_expired_total", "Budget reservations expired", ["enforcement"]
+)
+
 # --- scheduler ---
 # Partitions created ahead of time (or split out of a default partition).
 PARTITIONS_CREATED = Counter("hookyard_partitions_created_total", "Partitions created", ["table"])

@@ -17,6 +17,7 @@ from hookyard.clock import SYSTEM, Clock
 from hookyard.config import Settings
 from schema import queries
 from schema.migrate import PARTITIONED_TABLES, ensure_partitions, month_starts
+from workers.reservations import expire_reservations
 from workers.summary import refresh_summary
 from workers.sweep import clear_gauges, run_sweep
 
@@ -100,6 +101,7 @@ def run_scheduler(settings: Settings, clock: Clock = SYSTEM) -> int:
                         log.info("scheduler_pass_done")
                         next_pass = time.monotonic() + settings.hookyard_scheduler_interval
                     run_sweep(conn, clock)
+                    expire_reservations(conn, clock)
                     stop.wait(settings.hookyard_sweep_interval)
         except psycopg.Error as exc:
             log.warning(
