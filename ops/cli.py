@@ -594,9 +594,9 @@ def dlq_breaker_reset(actor: str | None, database_url: str | None) -> None:
     click.echo(f"breaker closed for {', '.join(closed)}; dead letters before now no longer count")
 
 
-_SCENARIOS = ("e2e", "ingest", "drain", "latency", "soak", "naive", "edge", "keys", "errors", "heartbeats")
+_DOMAINS = ("keys", "errors", "heartbeats", "usage", "usage-summary")  # their own payloads: run once each
+_SCENARIOS = ("e2e", "ingest", "drain", "latency", "soak", "naive", "edge", *_DOMAINS)
 _STEADY = ("latency", "soak", "edge")  # the targets name a size for these: small unless --size says otherwise
-_DOMAINS = ("keys", "errors", "heartbeats")  # their payloads are their own: run once, whatever --size says
 
 
 @cli.command()
@@ -637,8 +637,8 @@ _DOMAINS = ("keys", "errors", "heartbeats")  # their payloads are their own: run
     "--variant",
     "variants",
     multiple=True,
-    help="Run only this variant of keys/errors/heartbeats (repeatable): token, keys; distinct, hot, "
-    "naive; steady, sweep, peak, naive [default: all]",
+    help="Run only this variant of keys/errors/heartbeats/usage (repeatable): token, keys; distinct, "
+    "hot, naive; steady, sweep, peak, naive; batch, naive [default: all]",
 )
 @click.option(
     "--out",
@@ -680,7 +680,8 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
     (one synchronous confirm per request, one INSERT per message), keys (/v1/deployments under
     10,000 project keys vs the operator token), errors (Sentry envelopes: distinct patterns, one
     hot pattern, naive), heartbeats (10,000 instances with the sweep, a 100,000-subject sweep,
-    peak vs naive). keys, errors and heartbeats write one line per variant.
+    peak vs naive), usage (CloudEvents batches of 100 with two meters vs naive), usage-summary
+    (GET /v1/usage/summary over 10 million records). These write one line per variant.
     """
     import shlex  # noqa: PLC0415
     import tempfile  # noqa: PLC0415

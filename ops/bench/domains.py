@@ -42,9 +42,17 @@ import psycopg
 
 from ops.bench import histograms
 from ops.bench.fleet import Fleet, Sampler, bench_database
-from ops.bench.load import require_wrk, run_paced_requests, run_wrk, write_requests
+from ops.bench.load import (
+    require_wrk,
+    run_paced_requests,
+    run_wrk,
+    write_requests,
+    write_template,
+)
 from ops.bench.payloads import (
+    USAGE_EVENT_TYPE,
     Instance,
+    cloudevents_template,
     deployment_body,
     deployment_requests,
     peak_heartbeats,
@@ -54,7 +62,15 @@ from ops.bench.payloads import (
 )
 from ops.bench.requests import INGEST_TOKEN
 from ops.bench.scenarios import Options, Progress, _fleet, services
-from ops.bench.seed import make_keys, projects_with_keys, simple_checks, sweep_subjects
+from ops.bench.seed import (
+    make_keys,
+    projects_with_keys,
+    simple_checks,
+    sweep_subjects,
+    usage_budgets,
+    usage_history,
+    usage_meters,
+)
 
 #: The naive same-stack pipeline: one item per message, each confirmed before the next is
 #: published, and one message per transaction (each transaction holds one item: one upsert each).
@@ -84,6 +100,12 @@ FRESHNESS = "hookyard_event_freshness_seconds"
 
 #: Checks applied reports are counted by: their ledger keys.
 CHECK_KEYS = "SELECT count(*) FROM event_keys WHERE source = 'check'"
+#: CloudEvents per request of the usage scenario's batches, and the connections that send them:
+#: 256 connections of 100-event batches keep 25,600 events in flight, and the web process answers
+#: most with 503 once RabbitMQ's confirms wait behind them past HOOKYARD_CONFIRM_TIMEOUT (223 of
+#: 412 requests in a 5 s try); 8 or 32 batching clients sent as many events/s with none refused.
+USAGE_BATCH = 100
+USAGE_BATCH_CONNECTIONS = 16
 
 
 def _now() -> str:
@@ -126,17 +148,20 @@ def wrk_window(
     count: Callable[[], int],
     per_request: int = 1,
     prepared_requests: int | None = None,
+    connections: int | None = None,
 ) -> dict[str, Any]:
     """wrk for ``duration``; ``count`` (items stored) read at both ends of the window, then drained.
 
     ``events_per_s`` is what was stored during the window; ``accepted_per_s`` what the web answered
-    2xx. Every accepted request must become ``per_request`` stored items.
+    2xx. Every accepted request must become ``per_request`` stored items. ``connections``
+    overrides ``options.connections``.
     """
-    progress(f"{label}: {options.duration:g} s of wrk, {options.connections} connections")
+    connections = connections or options.connections
+    progress(f"{label}: {options.duration:g} s of wrk, {connections} connections")
     with Sampler({**processes, **services()}) as sampler:
         before, started = count(), time.monotonic()
         load = run_wrk(
-            fleet.url, prepared, duration=options.duration, connections=options.connections,
+            fleet.url, prepared, duration=options.duration, connections=connections,
             threads=options.wrk_threads,
         )  # fmt: skip
         elapsed = time.monotonic() - started
@@ -149,6 +174,7 @@ def wrk_window(
         "accepted_per_s": round(accepted / (load["duration_us"] / 1e6), 1),
         "latency_ms": _latency(load),
         "requests": load["requests"],
+        "connections": connections,
         "non_2xx": load["non_2xx"],
         "socket_errors": load["errors"],
         "expected_stored": accepted * per_request,
@@ -487,8 +513,135 @@ def heartbeats(size: str, options: Options, progress: Progress) -> list[dict[str
     return results
 
 
+# --- usage (issue 12) ------------------------------------------------------------------------
+
+#: Records in the history that ``usage-summary`` reads, and the months they span.
+SUMMARY_ROWS = 10_000_000
+SUMMARY_MONTHS = 14
+SUMMARY_PROJECTS = 50
+SUMMARY_RATE = 5.0
+
+
+def usage(size: str, options: Options, progress: Progress) -> list[dict[str, Any]]:
+    """CloudEvents end to end: batches of 100 with two meters, and the naive stack one per request.
+
+    Every event has its own id (wrk's template mode puts the request's counter in each of them).
+    The project's key sends them; each event becomes two usage records (SUM of ``data.tokens``,
+    COUNT), each counted into a monthly soft budget when ``hookyard_set_budget`` exists.
+    ``events_per_s`` counts events (records stored / 2) committed during the window.
+    """
+    require_wrk()
+    run = uuid.uuid4().hex[:8]
+    key = make_keys(1)[0]
+    results = []
+    variants: tuple[tuple[str, int, dict[str, str], int | None], ...] = (
+        ("batch", USAGE_BATCH, {}, USAGE_BATCH_CONNECTIONS),
+        ("naive", 1, NAIVE_ENV, None),
+    )
+    for variant, batch, env, connections in variants:
+        if not _wanted(options, variant):
+            continue
+        started = _now()
+        fleet = _fleet(options, **env)
+        try:
+            (project,) = projects_with_keys(fleet.database_url, [key], prefix="bench-usage")
+            meters = usage_meters(fleet.database_url, USAGE_EVENT_TYPE)
+            budgets = usage_budgets(fleet.database_url, project.project_id)
+            template = cloudevents_template(
+                token=key, subject=project.slug, batch=batch, time=datetime.now(UTC).isoformat()
+            )
+            prepared = write_template(template, options.directory / f"usage-{variant}")
+            processes = _start(fleet, options)
+            records = "SELECT count(*) FROM event_keys WHERE source = 'usage'"
+            result = wrk_window(
+                fleet, processes, prepared, options=options, progress=progress, label=f"usage/{variant}",
+                count=lambda: fleet.count(records) // meters, per_request=batch,  # noqa: B023 - called now
+                connections=connections,
+            )  # fmt: skip
+            result["records_stored"] = fleet.count(records)
+        finally:
+            fleet.stop_all()
+        results.append(
+            {
+                "variant": variant, "size": f"cloudevents-{batch}", "events_per_request": batch,
+                "body_bytes": len(template.split(b"\r\n\r\n", 1)[1]), "meters": meters,
+                "budgets": budgets, "run": run, "started_at": started, "naive_env": env, **result,
+            }
+        )  # fmt: skip
+    return results
+
+
+def summary_requests(key: str, now: datetime) -> list[tuple[str, bytes]]:
+    """The summaries a dashboard asks for, by name: (name, raw GET request)."""
+
+    def at(moment: datetime) -> str:
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    shapes = {
+        "month-12mo-type": f"window=month&resource_type=llm.tokens&from={at(now - timedelta(days=365))}",
+        "day-30d-all": f"window=day&from={at(now - timedelta(days=30))}",
+        "hour-24h-type": f"window=hour&resource_type=llm.tokens&from={at(now - timedelta(hours=24))}",
+        "day-30d-type-model": f"window=day&resource_type=llm.tokens&group_by=model"
+        f"&from={at(now - timedelta(days=30))}",
+    }
+    return [
+        (
+            name,
+            f"GET /v1/usage/summary?{query}&to={at(now)} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {key}\r\nAccept: application/json\r\n\r\n".encode(),
+        )
+        for name, query in shapes.items()
+    ]
+
+
+def usage_summary(size: str, options: Options, progress: Progress) -> list[dict[str, Any]]:
+    """GET /v1/usage/summary at a steady rate over 10 million usage records; latency per shape."""
+    run = uuid.uuid4().hex[:8]
+    started = _now()
+    fleet = _fleet(options)
+    try:
+        keys = make_keys(SUMMARY_PROJECTS)
+        projects = projects_with_keys(fleet.database_url, keys, prefix="bench-usage")
+        progress(f"usage-summary: inserting {SUMMARY_ROWS:,} usage records over {SUMMARY_MONTHS} months")
+        began = time.monotonic()
+        now = datetime.now(UTC)
+        usage_history(
+            fleet.database_url, rows=SUMMARY_ROWS, project_ids=[p.project_id for p in projects],
+            months=SUMMARY_MONTHS, now=now,
+        )  # fmt: skip
+        loaded_s = time.monotonic() - began
+        web = fleet.start_web()
+        shapes = summary_requests(projects[0].key, now)
+        total = int(SUMMARY_RATE * options.duration)
+        progress(
+            f"usage-summary: {SUMMARY_RATE:g} summaries/s for {options.duration:g} s ({len(shapes)} shapes)"
+        )
+        with Sampler({"web": web, **services()}) as sampler:
+            load = run_paced_requests(
+                fleet.url, (shapes[n % len(shapes)][1] for n in range(total)), rate=SUMMARY_RATE,
+                connections=4, ok=(b"HTTP/1.1 200",), label=lambda n: shapes[n % len(shapes)][0],
+            )  # fmt: skip
+    finally:
+        fleet.stop_all()
+    return [
+        {
+            "variant": "summary", "size": "resource_usage", "run": run, "started_at": started,
+            "rows": SUMMARY_ROWS, "months": SUMMARY_MONTHS, "rows_of_project": SUMMARY_ROWS // 2,
+            "load_s": round(loaded_s, 1), "events_per_s": load["achieved_rate"], "target_rate": SUMMARY_RATE,
+            "latency_ms": {key: round(value, 2) for key, value in load["latency_ms"].items()},
+            "latency_ms_by_shape": {
+                name: {key: round(value, 2) for key, value in found.items()}
+                for name, found in load["latency_ms_by_label"].items()
+            },
+            "requests": load["requests"], "non_2xx": load["non_2xx"], **sampler.summary(),
+        }
+    ]  # fmt: skip
+
+
 DOMAIN_SCENARIOS: dict[str, Callable[[str, Options, Progress], list[dict[str, Any]]]] = {
     "keys": keys,
     "errors": errors,
     "heartbeats": heartbeats,
+    "usage": usage,
+    "usage-summary": usage_summary,
 }

@@ -13,7 +13,7 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -110,12 +110,15 @@ async def _paced(
     connections: int,
     *,
     ok: tuple[bytes, ...] = (b"HTTP/1.1 202",),
+    label: Callable[[int], str] | None = None,
+    by_label: dict[str, list[float]] | None = None,
 ) -> tuple[list[float], int, int, float]:
     """Send ``requests`` at ``rate``/s over ``connections`` keep-alive connections.
 
-    A response whose status line starts with none of ``ok`` counts as a failure.
+    A response whose status line starts with none of ``ok`` counts as a failure. With ``label``,
+    each latency is also added to ``by_label[label(n)]`` for the ``n``-th request.
     """
-    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[float, bytes, int]] = asyncio.Queue()
     latencies: list[float] = []
     failures = 0
 
@@ -124,7 +127,7 @@ async def _paced(
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while True:
-                due, request = await queue.get()
+                due, request, number = await queue.get()
                 writer.write(request)
                 status_line = await reader.readline()
                 length = 0
@@ -132,7 +135,10 @@ async def _paced(
                     if line[:15].lower() == b"content-length:":
                         length = int(line[15:])
                 await reader.readexactly(length)
-                latencies.append(time.perf_counter() - due)
+                latency = time.perf_counter() - due
+                latencies.append(latency)
+                if label is not None and by_label is not None:
+                    by_label.setdefault(label(number), []).append(latency)
                 if not status_line.startswith(ok):
                     failures += 1
                 queue.task_done()
@@ -148,7 +154,7 @@ async def _paced(
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        queue.put_nowait((due, request))
+        queue.put_nowait((due, request, number))
     await queue.join()
     elapsed = time.perf_counter() - started
     for task in workers:
@@ -170,15 +176,26 @@ def run_paced_requests(
     rate: float,
     connections: int = 64,
     ok: tuple[bytes, ...] = (b"HTTP/1.1 202",),
+    label: Callable[[int], str] | None = None,
 ) -> dict[str, Any]:
-    """Send every request of ``requests`` (pulled at its due time) at ``rate``/s; see :func:`run_paced`."""
+    """Send every request of ``requests`` (pulled at its due time) at ``rate``/s; see :func:`run_paced`.
+
+    With ``label`` (request number → name), ``latency_ms_by_label`` has the percentiles of each name.
+    """
     host, _, port = url.removeprefix("http://").partition(":")
+    by_label: dict[str, list[float]] = {}
     latencies, failures, sent, elapsed = asyncio.run(
-        _paced(host, int(port), requests, rate, connections, ok=ok)
+        _paced(host, int(port), requests, rate, connections, ok=ok, label=label, by_label=by_label)
     )
-    return {
+    result: dict[str, Any] = {
         "requests": sent,
         "achieved_rate": round(sent / elapsed, 1),
         "non_2xx": failures,
         "latency_ms": {key: value * 1000 for key, value in percentiles(latencies).items()},
     }
+    if label is not None:
+        result["latency_ms_by_label"] = {
+            name: {key: value * 1000 for key, value in percentiles(found).items()}
+            for name, found in by_label.items()
+        }
+    return result

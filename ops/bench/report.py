@@ -40,6 +40,8 @@ NAIVE_RATIO = 3
 FRESHNESS_WITHIN_1S = 0.99
 SWEEP_LIMIT_S = 1.0
 HEARTBEATS_PEAK_PER_S = 5000
+USAGE_MIN_PER_S = 20000
+SUMMARY_P95_MS = 50
 
 
 def _domain_runs(results: list[dict[str, Any]], scenario: str) -> list[tuple[str, dict[str, dict[str, Any]]]]:
@@ -65,7 +67,7 @@ def _rate(result: dict[str, Any]) -> str:
 
 
 def judge_domains(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
-    """The rows of the keys, errors and heartbeats targets."""
+    """The rows of the keys, errors, heartbeats and usage targets."""
     rows: list[tuple[str, str, str]] = []
     for run, variants in _domain_runs(results, "keys"):
         token, keyed = variants.get("token"), variants.get("keys")
@@ -109,6 +111,46 @@ def judge_domains(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
             )
     for run, variants in _domain_runs(results, "heartbeats"):
         rows.extend(_heartbeat_rows(run, variants))
+    return rows + _usage_rows(results)
+
+
+def _usage_rows(results: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    for run, variants in _domain_runs(results, "usage"):
+        batch, naive = variants.get("batch"), variants.get("naive")
+        if batch:
+            rows.append(
+                (
+                    f"usage: CloudEvents batches of {batch['events_per_request']} ≥ 20,000 events/s{run}",
+                    f"{_rate(batch)} events/s ({batch['meters']} meters, budgets "
+                    f"{'on' if batch['budgets'] else 'absent'})",
+                    _mark(batch["events_per_s"] >= USAGE_MIN_PER_S),
+                )
+            )
+        if batch and naive:
+            ratio = batch["events_per_s"] / naive["events_per_s"] if naive["events_per_s"] else float("inf")
+            rows.append(
+                (
+                    f"usage batches ≥ 3× naive{run}",
+                    f"{_rate(batch)} vs {_rate(naive)} events/s = {ratio:.1f}×",
+                    _mark(ratio >= NAIVE_RATIO),
+                )
+            )
+    for run, variants in _domain_runs(results, "usage-summary"):
+        summary = variants.get("summary")
+        if summary:
+            p95 = summary["latency_ms"]["p95"]
+            shapes = ", ".join(
+                f"{name} {found['p95']:.0f}" for name, found in summary["latency_ms_by_shape"].items()
+            )
+            rows.append(
+                (
+                    f"GET /v1/usage/summary p95 < 50 ms over {summary['rows']:,} records "
+                    f"({summary['target_rate']:g}/s){run}",
+                    f"p50 {summary['latency_ms']['p50']:.0f}, p95 {p95:.0f} ms; p95 by shape: {shapes} ms",
+                    _mark(summary["non_2xx"] == 0 and p95 < SUMMARY_P95_MS),
+                )
+            )
     return rows
 
 

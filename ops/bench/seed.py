@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from contracts.keys import key_hash, key_prefix, new_key
+from schema.migrate import month_starts
 
 
 @dataclass(frozen=True)
@@ -113,3 +115,85 @@ def sweep_subjects(
         )
         conn.execute("ANALYZE runtime_status")
     return subjects, due
+
+
+#: The two meters of the usage scenario: tokens summed, completions counted, both per model.
+USAGE_METERS = (
+    ("llm-tokens", "llm.tokens", "tokens", "SUM", "$.tokens"),
+    ("llm-completions", "llm.completions", "completions", "COUNT", None),
+)
+
+
+def usage_meters(database_url: str, event_type: str) -> int:
+    """The usage scenario's meters (SUM and COUNT of ``event_type``); returns how many."""
+    with psycopg.connect(database_url) as conn:
+        for slug, resource_type, unit, aggregation, value_property in USAGE_METERS:
+            conn.execute(
+                "INSERT INTO meters (slug, event_type, resource_type, unit, aggregation, value_property,"
+                " group_by) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (slug, event_type, resource_type, unit, aggregation, value_property,
+                 Jsonb({"model": "$.model"})),
+            )  # fmt: skip
+    return len(USAGE_METERS)
+
+
+def usage_budgets(database_url: str, project_id: int) -> bool:
+    """A monthly soft budget per meter's resource type, when ``hookyard_set_budget`` exists.
+
+    Returns whether it did: the worker then moves each budget's ``used_amount`` as it stores.
+    """
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT to_regproc('hookyard_set_budget') IS NOT NULL").fetchone()
+        if not (row and row[0]):
+            return False
+        for _, resource_type, unit, _, _ in USAGE_METERS:
+            conn.execute(
+                "SELECT * FROM hookyard_set_budget(%s, %s, 'monthly', 1e15, %s, 'soft', '{50,80,100}', true)",
+                (project_id, resource_type, unit),
+            )
+    return True
+
+
+#: Resource types and models of the generated usage history.
+HISTORY_TYPES = (("llm.tokens", "tokens"), ("llm.completions", "completions"), ("compute.seconds", "s"),
+                 ("storage.gb", "GB"))  # fmt: skip
+HISTORY_MODELS = ("gpt-4o-mini", "claude-haiku", "llama-3-70b")
+
+
+def usage_history(
+    database_url: str, *, rows: int, project_ids: Sequence[int], months: int, now: datetime
+) -> None:
+    """``rows`` usage records over the ``months`` months before ``now``, in one INSERT ... SELECT.
+
+    Half belong to ``project_ids[0]`` (the project the summaries read), the rest spread over the
+    others; four resource types, three models in ``metadata``, a cost on each. Monthly partitions
+    are created first, so nothing lands in the DEFAULT partition. Then the summary view is
+    refreshed and the table analyzed, as the scheduler would have by then.
+    """
+    big, others = project_ids[0], list(project_ids[1:]) or [project_ids[0]]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        starts = month_starts(now.date(), months, 0)
+        for month in starts:
+            conn.execute(
+                "SELECT hookyard_ensure_month_partition('resource_usage', 'recorded_at', %s)", (month,)
+            )
+        conn.execute(
+            "INSERT INTO resource_usage (project_id, usage_id, resource_type, amount, unit, cost_cad,"
+            " recorded_at, received_at, billing_period, origin, metadata)"
+            " SELECT CASE WHEN g %% 2 = 0 THEN %(big)s"
+            "   ELSE (%(others)s::bigint[])[1 + (g / 2) %% %(n_others)s] END,"
+            "  'bench:' || g, (%(types)s::text[])[1 + (g / 2) %% 4], 1 + g %% 5000,"
+            "  (%(units)s::text[])[1 + (g / 2) %% 4],"
+            "  round((1 + g %% 5000) * 0.0000025, 6), t.at, t.at, date_trunc('month', t.at, 'UTC')::date,"
+            "  'v1', jsonb_build_object('model', (%(models)s::text[])[1 + g %% 3])"
+            " FROM generate_series(1, %(rows)s) AS g,"
+            "  LATERAL (SELECT %(now)s - %(span)s * (g::float8 / %(rows)s) AS at) AS t",
+            {
+                "big": big, "others": others, "n_others": len(others), "types": [t for t, _ in HISTORY_TYPES],
+                "units": [u for _, u in HISTORY_TYPES],
+                "models": list(HISTORY_MODELS), "rows": rows, "now": now,
+                "span": now - datetime.combine(starts[0], time.min, now.tzinfo),
+            },
+        )  # fmt: skip
+        conn.execute("SELECT hookyard_refresh_resource_summary()")
+        conn.execute("ANALYZE resource_usage")

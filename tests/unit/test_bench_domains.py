@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from ops.bench.domains import freshness_summary
+from ops.bench.domains import freshness_summary, summary_requests
 from ops.bench.report import judge, markdown
 
 MACHINE = {"cpus": 2, "memory_gb": 23.5, "python": "3.11.7", "kernel": "6"}
@@ -111,3 +112,39 @@ def test_freshness_summary_reads_the_window_histogram() -> None:
     assert summary["within_1s"] == 0.99
     assert summary["p99_ms"] == 1000.0
     assert freshness_summary({})["p99_ms"] == -1.0
+
+
+def test_usage_batches_against_20000_events_per_s_and_naive() -> None:
+    batch = line("usage", "batch", 21000, events_per_request=100, meters=2, budgets=True)
+    got = verdicts(batch, line("usage", "naive", 8000, events_per_request=1, meters=2, budgets=True))
+    assert got["usage: CloudEvents batches of 100 ≥ 20,000 events/s"] == (
+        "21,000 events/s (2 meters, budgets on)",
+        "met",
+    )
+    assert got["usage batches ≥ 3\N{MULTIPLICATION SIGN} naive"] == (
+        "21,000 vs 8,000 events/s = 2.6\N{MULTIPLICATION SIGN}",
+        "**not met**",
+    )
+
+
+def test_usage_summary_p95_with_each_shape_shown() -> None:
+    summary = line(
+        "usage-summary", "summary", 5.0, rows=10_000_000, target_rate=5.0, non_2xx=0,
+        latency_ms={"p50": 10.0, "p95": 45.0, "p99": 80.0, "max": 90.0},
+        latency_ms_by_shape={"month": {"p95": 12.0}, "day": {"p95": 70.0}},
+    )  # fmt: skip
+    target = "GET /v1/usage/summary p95 < 50 ms over 10,000,000 records (5/s)"
+    assert verdicts(summary)[target] == ("p50 10, p95 45 ms; p95 by shape: month 12, day 70 ms", "met")
+    assert verdicts({**summary, "non_2xx": 3})[target][1] == "**not met**"
+
+
+def test_summary_requests_name_their_shape_and_carry_the_key() -> None:
+    shapes = dict(summary_requests("k" * 32, datetime(2026, 11, 30, 12, tzinfo=UTC)))
+    assert set(shapes) == {"month-12mo-type", "day-30d-all", "hour-24h-type", "day-30d-type-model"}
+    hour = shapes["hour-24h-type"].decode()
+    assert hour.startswith(
+        "GET /v1/usage/summary?window=hour&resource_type=llm.tokens&from=2026-11-29T12:00:00Z"
+        "&to=2026-11-30T12:00:00Z HTTP/1.1\r\n"
+    )
+    assert "Authorization: Bearer " + "k" * 32 in hour
+    assert hour.endswith("\r\n\r\n")
