@@ -594,7 +594,7 @@ def dlq_breaker_reset(actor: str | None, database_url: str | None) -> None:
     click.echo(f"breaker closed for {', '.join(closed)}; dead letters before now no longer count")
 
 
-_DOMAINS = ("keys", "errors", "heartbeats", "usage", "usage-summary")  # their own payloads: run once each
+_DOMAINS = ("keys", "errors", "heartbeats", "usage", "usage-summary", "reservations")  # run once each
 _SCENARIOS = ("e2e", "ingest", "drain", "latency", "soak", "naive", "edge", *_DOMAINS)
 _STEADY = ("latency", "soak", "edge")  # the targets name a size for these: small unless --size says otherwise
 
@@ -638,7 +638,7 @@ _STEADY = ("latency", "soak", "edge")  # the targets name a size for these: smal
     "variants",
     multiple=True,
     help="Run only this variant of keys/errors/heartbeats/usage (repeatable): token, keys; distinct, "
-    "hot, naive; steady, sweep, peak, naive; batch, naive [default: all]",
+    "hot, naive; steady, sweep, peak, naive; batch, naive; spread, hot [default: all]",
 )
 @click.option(
     "--out",
@@ -681,7 +681,8 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
     10,000 project keys vs the operator token), errors (Sentry envelopes: distinct patterns, one
     hot pattern, naive), heartbeats (10,000 instances with the sweep, a 100,000-subject sweep,
     peak vs naive), usage (CloudEvents batches of 100 with two meters vs naive), usage-summary
-    (GET /v1/usage/summary over 10 million records). These write one line per variant.
+    (GET /v1/usage/summary over 10 million records), reservations (reserve + commit pairs at
+    1,000/s). These write one line per variant.
     """
     import shlex  # noqa: PLC0415
     import tempfile  # noqa: PLC0415

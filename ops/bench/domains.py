@@ -44,18 +44,21 @@ from ops.bench import histograms
 from ops.bench.fleet import Fleet, Sampler, bench_database
 from ops.bench.load import (
     require_wrk,
+    run_paced_pairs,
     run_paced_requests,
     run_wrk,
     write_requests,
     write_template,
 )
 from ops.bench.payloads import (
+    RESERVED_RESOURCE,
     USAGE_EVENT_TYPE,
     Instance,
     cloudevents_template,
     deployment_body,
     deployment_requests,
     peak_heartbeats,
+    reservation_pairs,
     sentry_requests,
     steady_requests,
     steady_schedule,
@@ -63,6 +66,7 @@ from ops.bench.payloads import (
 from ops.bench.requests import INGEST_TOKEN
 from ops.bench.scenarios import Options, Progress, _fleet, services
 from ops.bench.seed import (
+    hard_budgets,
     make_keys,
     projects_with_keys,
     simple_checks,
@@ -638,10 +642,59 @@ def usage_summary(size: str, options: Options, progress: Progress) -> list[dict[
     ]  # fmt: skip
 
 
+#: Reserve → commit pairs started per second, and the projects (each with its own hard budget) they
+#: are spread over; ``hot`` puts every pair on one budget row.
+RESERVATION_RATE = 1000.0
+RESERVATION_PROJECTS = 100
+
+
+def reservations(size: str, options: Options, progress: Progress) -> list[dict[str, Any]]:
+    """Reserve then commit, at 1,000 pairs/s for ``duration``: over 100 budgets, then over one."""
+    run = uuid.uuid4().hex[:8]
+    results = []
+    for variant, projects in (("spread", RESERVATION_PROJECTS), ("hot", 1)):
+        if not _wanted(options, variant):
+            continue
+        started = _now()
+        fleet = _fleet(options)
+        try:
+            keys = make_keys(projects)
+            seeded = projects_with_keys(fleet.database_url, keys, prefix="bench-budget")
+            hard_budgets(fleet.database_url, [p.project_id for p in seeded], RESERVED_RESOURCE, "s")
+            web = fleet.start_web()
+            total = int(RESERVATION_RATE * options.duration)
+            progress(
+                f"reservations/{variant}: {RESERVATION_RATE:g} reserve+commit pairs/s for "
+                f"{options.duration:g} s over {projects} hard budget(s)"
+            )
+            with Sampler({"web": web, **services()}) as sampler:
+                load = run_paced_pairs(
+                    fleet.url, reservation_pairs(keys, total, f"{run}-{variant}"), rate=RESERVATION_RATE,
+                    ok=(b"HTTP/1.1 201", b"HTTP/1.1 200"),
+                )  # fmt: skip
+            committed = fleet.count("SELECT count(*) FROM budget_reservations WHERE state = 'committed'")
+        finally:
+            fleet.stop_all()
+        results.append(
+            {
+                "variant": variant, "size": "reservation", "run": run, "started_at": started,
+                "budgets": projects, "target_rate": RESERVATION_RATE,
+                "events_per_s": load["completed_per_s"], "pairs": load["pairs"],
+                "achieved_rate": load["achieved_rate"], "failures": load["failures"], "committed": committed,
+                "latency_ms": {k: round(v, 2) for k, v in load["latency_ms"].items()},
+                "reserve_latency_ms": {k: round(v, 2) for k, v in load["first_latency_ms"].items()},
+                "commit_latency_ms": {k: round(v, 2) for k, v in load["second_latency_ms"].items()},
+                **sampler.summary(),
+            }
+        )  # fmt: skip
+    return results
+
+
 DOMAIN_SCENARIOS: dict[str, Callable[[str, Options, Progress], list[dict[str, Any]]]] = {
     "keys": keys,
     "errors": errors,
     "heartbeats": heartbeats,
     "usage": usage,
     "usage-summary": usage_summary,
+    "reservations": reservations,
 }

@@ -163,6 +163,95 @@ async def _paced(
     return latencies, failures, sent, elapsed
 
 
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[bytes, bytes]:
+    """Send one request on a keep-alive connection: its (status line, body)."""
+    writer.write(request)
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return status_line, await reader.readexactly(length)
+
+
+#: A pair of dependent requests: the first, and what makes the second from the first's answer
+#: (None when the first's answer does not allow one).
+Pair = tuple[bytes, Callable[[bytes], bytes | None]]
+
+
+async def _paced_pairs(
+    host: str, port: int, pairs: Iterator[Pair], rate: float, connections: int, *, ok: tuple[bytes, bytes]
+) -> dict[str, Any]:
+    """Start a pair every ``1/rate`` s; each pair's second request follows its first's answer."""
+    queue: asyncio.Queue[tuple[float, Pair]] = asyncio.Queue()
+    first_ms: list[float] = []
+    second_ms: list[float] = []
+    pair_ms: list[float] = []
+    failures = {"first": 0, "second": 0}
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while True:
+                due, (first, then) = await queue.get()
+                status, body = await _exchange(reader, writer, first)
+                answered = time.perf_counter()
+                first_ms.append(1000 * (answered - due))
+                second = then(body) if status.startswith(ok[0]) else None
+                if second is None:
+                    failures["first"] += 1
+                else:
+                    status, _ = await _exchange(reader, writer, second)
+                    done = time.perf_counter()
+                    second_ms.append(1000 * (done - answered))
+                    pair_ms.append(1000 * (done - due))
+                    if not status.startswith(ok[1]):
+                        failures["second"] += 1
+                queue.task_done()
+        finally:
+            writer.close()
+
+    workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    started = time.perf_counter()
+    sent = 0
+    for number, pair in enumerate(pairs):
+        sent += 1
+        due = started + number / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((due, pair))
+    await queue.join()
+    elapsed = time.perf_counter() - started
+    for task in workers:
+        task.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    return {
+        "pairs": sent,
+        "achieved_rate": round(sent / elapsed, 1),
+        "completed_per_s": round(len(pair_ms) / elapsed, 1),
+        "failures": failures,
+        "latency_ms": percentiles(pair_ms),
+        "first_latency_ms": percentiles(first_ms),
+        "second_latency_ms": percentiles(second_ms),
+    }
+
+
+def run_paced_pairs(
+    url: str, pairs: Iterator[Pair], *, rate: float, connections: int = 64, ok: tuple[bytes, bytes]
+) -> dict[str, Any]:
+    """Pairs of dependent requests at a steady ``rate`` of pairs/s; latencies in ms.
+
+    A pair's latency runs from its due time to its second answer (a stall counts against every
+    pair it delayed); the first request's from its due time, the second's from the first's answer.
+    ``ok``: the status lines (prefixes) each answer must start with.
+    """
+    host, _, port = url.removeprefix("http://").partition(":")
+    return asyncio.run(_paced_pairs(host, int(port), pairs, rate, connections, ok=ok))
+
+
 def run_paced(url: str, size: str, *, rate: float, duration: float, connections: int = 64) -> dict[str, Any]:
     """A steady ``rate`` for ``duration`` seconds; latencies in ms from each request's due time."""
     requests = generate(size, int(rate * duration))  # made as they go: Slack stamps stay fresh

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gzip
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -377,3 +377,44 @@ def cloudevents_template(*, token: str, subject: str, batch: int, time: str) -> 
 def splice(template: bytes, counter: int) -> bytes:
     """What wrk's template mode sends for ``counter`` (the tests check the Lua's arithmetic here)."""
     return template.replace(PLACEHOLDER.encode(), b"%016d" % counter)
+
+
+# --- reservations: reserve, then commit -------------------------------------------------------
+
+#: The resource type of the reservations scenario's budgets.
+RESERVED_RESOURCE = "gpu.seconds"
+
+
+def reserve_request(key: str, reservation_id: str, amount: str = "10") -> bytes:
+    body = orjson.dumps(
+        {"id": reservation_id, "resource_type": RESERVED_RESOURCE, "amount": amount, "ttl_seconds": 300}
+    )
+    return raw_request("/v1/budgets/reservations", bearer(key), body)
+
+
+def commit_request(key: str, reservation_id: str, amount: str = "8") -> bytes:
+    path = f"/v1/budgets/reservations/{reservation_id}/commit"
+    return raw_request(path, bearer(key), orjson.dumps({"amount": amount}))
+
+
+def commit_after(key: str) -> Callable[[bytes], bytes | None]:
+    """What commits the reservation a reserve answered (None when the answer holds none)."""
+
+    def then(answer: bytes) -> bytes | None:
+        try:
+            reservation = orjson.loads(answer)["reservation_id"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return None
+        return commit_request(key, str(reservation))
+
+    return then
+
+
+def reservation_pairs(
+    keys: Sequence[str], count: int, tag: str
+) -> Iterator[tuple[bytes, Callable[[bytes], bytes | None]]]:
+    """``count`` reserve → commit pairs, pair ``n`` under ``keys[n % len(keys)]``, each a new id."""
+    thens = [commit_after(key) for key in keys]
+    for number in range(count):
+        index = number % len(keys)
+        yield reserve_request(keys[index], f"{tag}-{number:09d}"), thens[index]

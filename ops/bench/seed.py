@@ -197,3 +197,13 @@ def usage_history(
         )  # fmt: skip
         conn.execute("SELECT hookyard_refresh_resource_summary()")
         conn.execute("ANALYZE resource_usage")
+
+
+def hard_budgets(database_url: str, project_ids: Sequence[int], resource_type: str, unit: str) -> None:
+    """A monthly hard budget of ``resource_type`` per project, large enough never to refuse."""
+    with psycopg.connect(database_url) as conn:
+        for project_id in project_ids:
+            conn.execute(
+                "SELECT * FROM hookyard_set_budget(%s, %s, 'monthly', 1e15, %s, 'hard', '{50,80,100}', true)",
+                (project_id, resource_type, unit),
+            )

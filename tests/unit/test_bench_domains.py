@@ -148,3 +148,21 @@ def test_summary_requests_name_their_shape_and_carry_the_key() -> None:
     )
     assert "Authorization: Bearer " + "k" * 32 in hour
     assert hour.endswith("\r\n\r\n")
+
+
+def test_reservations_need_the_rate_no_failure_and_a_pair_p99_under_25_ms() -> None:
+    def found(rate: float, p99: float, failed: int = 0) -> dict[str, Any]:
+        return line(
+            "reservations", "spread", rate, budgets=100, failures={"first": failed, "second": 0},
+            latency_ms={"p50": 5.0, "p95": 9.0, "p99": p99, "max": 30.0},
+            reserve_latency_ms={"p99": p99 / 2}, commit_latency_ms={"p99": p99 / 2},
+        )  # fmt: skip
+
+    target = "reservations (spread, 100 budget(s)): ≥ 1,000 reserve+commit pairs/s, pair p99 < 25 ms"
+    assert verdicts(found(995, 20.0))[target] == (
+        "995 pairs/s completed (0 failed); pair p99 20.0 ms (reserve p99 10.0, commit p99 10.0 ms)",
+        "met",
+    )
+    assert verdicts(found(995, 26.0))[target][1] == "**not met**"
+    assert verdicts(found(980, 20.0))[target][1] == "**not met**"
+    assert verdicts(found(995, 20.0, failed=1))[target][1] == "**not met**"

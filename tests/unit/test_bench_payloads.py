@@ -20,6 +20,7 @@ from ops.bench.payloads import (
     cloudevents_template,
     deployment_requests,
     peak_heartbeats,
+    reservation_pairs,
     sentry_requests,
     splice,
     steady_requests,
@@ -153,3 +154,19 @@ def test_a_window_of_a_histogram_and_its_quantiles_as_prometheus_computes_them()
     assert histograms.quantile(window, 0.999) == 1.0  # in +Inf: the largest finite bound
     assert math.isnan(histograms.quantile({}, 0.5))
     assert histograms.sample_sum(EXPOSITION, "hookyard_event_freshness_seconds_count") == 100.0
+
+
+def test_a_reservation_pair_commits_the_reservation_its_reserve_answered() -> None:
+    pairs = list(reservation_pairs(["a" * 32, "b" * 32], 3, "t"))
+    first, then = pairs[1]
+    start, headers, body = split(first)
+    assert start == "POST /v1/budgets/reservations HTTP/1.1"
+    assert headers["Authorization"] == "Bearer " + "b" * 32
+    assert orjson.loads(body)["id"] == "t-000000001"
+    commit = then(orjson.dumps({"reservation_id": "5f0c", "state": "held"}))
+    assert commit is not None
+    start, headers, body = split(commit)
+    assert start == "POST /v1/budgets/reservations/5f0c/commit HTTP/1.1"
+    assert headers["Authorization"] == "Bearer " + "b" * 32
+    assert orjson.loads(body) == {"amount": "8"}
+    assert then(b'{"error": "budget_exceeded"}') is None
