@@ -689,7 +689,7 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from ops.bench.domains import DOMAIN_SCENARIOS  # noqa: PLC0415
-    from ops.bench.scenarios import SCENARIOS, Options, body_bytes, machine  # noqa: PLC0415
+    from ops.bench.scenarios import SCENARIOS, Options, body_bytes, machine, source_state  # noqa: PLC0415
 
     settings = _settings(database_url=database_url, amqp_url=amqp_url)
     _logging(settings)  # to stderr: stdout carries only the JSON lines
@@ -721,7 +721,9 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
                          "started_at": started}
                     )  # fmt: skip
             for line in lines:
-                text = json.dumps({**line, "command": command, "machine": machine()})
+                text = json.dumps(
+                    {**line, "command": command, "machine": machine(), "source": source_state()}
+                )
                 click.echo(text)
                 with out.open("a") as handle:
                     handle.write(text + "\n")

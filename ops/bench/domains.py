@@ -1,4 +1,4 @@
-"""Scenarios of the project-facing domains: project keys (issue 9), error reports (10), heartbeats (11).
+"""Scenarios of the project-facing domains: project keys (issue 9), errors (10), heartbeats (11), usage (12).
 
 Each returns one result per variant, all measured in the same run so that every target compares
 numbers taken minutes apart on the same machine (the CLI writes one JSON line per variant, with
@@ -21,6 +21,10 @@ web processes load it with their key registry at start.
   workers' ``hookyard_event_freshness_seconds``. ``sweep``: ``sweep_once`` over 100,000 subjects
   of which 1% are due. ``peak`` and ``naive``: heartbeats from wrk as fast as they go, and the
   same through the naive stack.
+- ``usage``: CloudEvents end to end, batches of 100 (``batch``) and one per request on the naive
+  stack (``naive``), two meters; ``usage-summary``: ``GET /v1/usage/summary`` at a steady rate over
+  10 million records; ``reservations``: reserve + commit pairs at 1,000/s (``spread`` over 100
+  hard budgets, ``hot`` on one).
 """
 
 from __future__ import annotations

@@ -64,6 +64,23 @@ def machine() -> dict[str, Any]:
     }
 
 
+def source_state() -> dict[str, Any]:
+    """The commit checked out, and how many paths of the work tree differ from it.
+
+    The fleet runs the work tree, so a result measured beside uncommitted changes says so.
+    """
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=30).stdout
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD").strip()
+        changed = git("status", "--porcelain").splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"head": head, "uncommitted_paths": len(changed)}
+
+
 def services() -> dict[str, psutil.Process]:
     """PostgreSQL's postmaster and RabbitMQ's Erlang VM, for CPU and memory alongside the fleet."""
     found: dict[str, psutil.Process] = {}
@@ -399,4 +416,4 @@ SCENARIOS: dict[str, Callable[[str, Options, Progress], dict[str, Any]]] = {
     "e2e": e2e, "ingest": ingest, "drain": drain, "latency": latency, "soak": soak, "naive": naive,
     "edge": edge,
 }  # fmt: skip
-__all__ = ["SCENARIOS", "Options", "body_bytes", "machine"]
+__all__ = ["SCENARIOS", "Options", "body_bytes", "machine", "source_state"]
