@@ -114,6 +114,10 @@ SWEEP_LAST_RUN = Gauge("hookyard_sweep_last_run_timestamp_seconds", "Last heartb
 # Duration of one sweep.
 SWEEP_DURATION = Histogram("hookyard_sweep_seconds", "Heartbeat sweep duration", buckets=_LATENCY_BUCKETS)
 
+# --- usage and budgets ---
+# Budget thresholds crossed (each once per budget period), by project and threshold percentage.
+BUDGET_ALERTS = Counter("hookyard_budget_alerts_total", "Budget thresholds crossed", ["project", "threshold"])
+
 # --- budget reservations (the web process; expiry also in the scheduler) ---
 # Reservations granted, by the budget's enforcement (hard, soft).
 RESERVATIONS_GRANTED = Counter(

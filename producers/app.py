@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from contracts.heartbeats import PING_BODY_LIMIT
 from contracts.keys import Scope as KeyScope
@@ -42,11 +43,16 @@ from producers.http import (
 from producers.keys import KeyRegistry, authenticate
 from producers.openapi import openapi_json
 from producers.publisher import ERRORS_LANE, EVENTS_LANE, HEARTBEATS_LANE, Lane, Publisher
+from producers.reservations import POOL_WAIT, Pool, ReservationEndpoints
 from producers.router import MethodNotAllowed, Router
 from producers.usage_summary import summary_endpoint
 from schema import queries
 
 log = structlog.get_logger(__name__)
+
+#: PostgreSQL connections of one web process: reservations and ``?create=1`` pings only, each one
+#: short transaction (ingestion never waits for the database).
+DATABASE_POOL_SIZE = 8
 
 #: Checks a request's body: (headers, body, what ``Authorize`` returned, received at) → events.
 Verify = Callable[[Mapping[str, str], bytes, Any, datetime], Verified]
@@ -72,6 +78,17 @@ class IngestApp:
             confirm_timeout=settings.hookyard_confirm_timeout,
             max_batch=settings.hookyard_publish_batch,
             max_in_flight=settings.hookyard_publish_in_flight,
+        )
+        #: Opened and closed with the lifespan. A connection is checked as it is taken, so a
+        #: restarted PostgreSQL costs one reconnection, not a burst of 503s.
+        self.pool: Pool = AsyncConnectionPool(
+            settings.database_url,
+            min_size=1,
+            max_size=DATABASE_POOL_SIZE,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            kwargs={"autocommit": True, "connect_timeout": 3},
+            name="web",
         )
         webhooks: dict[str, tuple[str, Verify, tuple[str, ...], tuple[str, ...]]] = {
             "/webhooks/github": (
@@ -129,7 +146,13 @@ class IngestApp:
         for pattern in ("/ping/{a}", "/ping/{a}/{b}", "/ping/{a}/{b}/{c}"):
             for method in ("GET", "HEAD", "POST"):
                 self.router.add(method, pattern, ping)
+        reservations = ReservationEndpoints(
+            self.pool, self.registry, self._bearer(KeyScope.BUDGETS), settings.hookyard_max_body_bytes
+        )
         for method, path, handler in (
+            ("POST", "/v1/budgets/reservations", reservations.reserve),
+            ("POST", "/v1/budgets/reservations/{reservation_id}/commit", reservations.commit),
+            ("POST", "/v1/budgets/reservations/{reservation_id}/release", reservations.release),
             ("POST", "/api/{project_id:int}/envelope/", self._sentry(envelope=True)),
             ("POST", "/api/{project_id:int}/store/", self._sentry(envelope=False)),
             ("POST", "/v1/usage", self._not_built(KeyScope.USAGE)),
@@ -137,7 +160,7 @@ class IngestApp:
             ("GET", "/readyz", self._readyz),
             ("GET", "/metrics", self._metrics),
             ("GET", "/openapi.json", self._openapi),
-            ("GET", "/v1/usage/summary", summary_endpoint(self.settings, self.registry)),
+            ("GET", "/v1/usage/summary", summary_endpoint(self.settings, self.registry, self.pool)),
         ):
             self.router.add(method, path, handler)
         #: Methods served under each route pattern (the OpenAPI document and 405s read it).
@@ -386,9 +409,7 @@ class IngestApp:
         while PostgreSQL is down it is a 503, and pings of known checks go on from memory.
         """
         try:
-            async with await psycopg.AsyncConnection.connect(
-                self.settings.database_url, autocommit=True, connect_timeout=3
-            ) as conn:
+            async with self.pool.connection(timeout=POOL_WAIT) as conn:
                 row = await (
                     await conn.execute(queries()["create_check"], {"project_id": project_id, "slug": slug})
                 ).fetchone()
@@ -397,7 +418,7 @@ class IngestApp:
                 row = await (
                     await conn.execute(queries()["find_check"], {"project_id": project_id, "slug": slug})
                 ).fetchone()
-        except (psycopg.Error, OSError) as exc:
+        except (PoolTimeout, PoolClosed, psycopg.Error, OSError) as exc:
             raise IngestError(503, "database_unavailable", "service unavailable: retry later") from exc
         if row is None:
             raise IngestError(503, "database_unavailable", "service unavailable: retry later")
@@ -465,6 +486,8 @@ class IngestApp:
                     await self.publisher.stop()
                 with contextlib.suppress(Exception):
                     await self.registry.stop()
+                with contextlib.suppress(Exception):
+                    await self.pool.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -484,6 +507,8 @@ class IngestApp:
                 log.warning(
                     "source_disabled", variable=variable, detail=f"{variable} is unset: {consequence}"
                 )
+        # Connects in the background: a database down at start makes reservations 503, nothing else.
+        await self.pool.open(wait=False)
         # Keys load in the background; a database that is down at start delays project keys only.
         await asyncio.gather(self.registry.start(wait=5), self.publisher.start(wait=5))
 

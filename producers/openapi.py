@@ -21,7 +21,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema
 
 from contracts import DeploymentIn
-from contracts.ingest import PROJECT_NAME, ErrorIn, HeartbeatIn
+from contracts.ingest import PROJECT_NAME, CommitIn, ErrorIn, HeartbeatIn, ReservationIn
 from contracts.responses import (
     Accepted,
     AcceptedBatch,
@@ -29,6 +29,8 @@ from contracts.responses import (
     Health,
     NotReady,
     Ready,
+    Reservation,
+    SettledReservation,
     SlackChallenge,
     ValidationFailed,
 )
@@ -333,6 +335,115 @@ _PING_SECOND = Param(
 )
 _PING_SUFFIX = Param("c", "`start`, `fail`, `log` or an exit status 0-255.", "path", True, {"type": "string"})
 
+# -- budget reservations: answered from PostgreSQL, not through the broker ------------------------
+
+_RESERVATION_ID = Param(
+    "reservation_id",
+    "The reservation's id, the `reservation_id` of its 201 (anything else is 404).",
+    "path",
+    True,
+    {"type": "string", "format": "uuid"},
+)
+_RESERVATION_UNKNOWN = Answer("`not_found`: there is no reservation with this id.")
+_RESERVATION_FORBIDDEN = Answer(
+    "`forbidden_project`: a project key used on another project's reservation; `missing_scope`: a "
+    "project key without the budgets scope."
+)
+_DATABASE_UNAVAILABLE = Answer(
+    "`database_unavailable`: PostgreSQL did not answer. Reservations are decided by the database, "
+    "unlike ingestion, so they need it; retrying is safe (a reservation is idempotent on its `id`, a "
+    f"commit or release happens once). Or {_KEYS_UNAVAILABLE}",
+    headers={"Retry-After": _RETRY_AFTER},
+)
+_RESERVATION_BODY_REFUSED: dict[int, Answer] = {
+    400: Answer(f"`invalid_json`: not JSON, or JSON but not an object. {_AUTH_REPEATED}"),
+    413: _TOO_LARGE,
+    415: _unsupported("application/json"),
+}
+
+_RESERVATION_ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "POST",
+        "/v1/budgets/reservations",
+        "reserveBudget",
+        "Reserve an amount of a budget before spending it",
+        "budgets",
+        description="Holds `amount` (in the budget's unit) of the project's budget for `resource_type` "
+        "in the period of now, for `ttl_seconds`: commit it with what was spent, or release it; unsettled, "
+        "it expires and frees the amount. On a hard budget used + reserved never exceeds the allocation "
+        "through reservations, however many run at once; a soft budget grants past it and records the "
+        "overrun. `id` is the idempotency key within the project: reserving again with it answers the "
+        "first reservation with the remaining of now. `project` is required with the operator token.",
+        security=("ingestToken", "projectKey"),
+        bodies={"application/json": ReservationIn},
+        answers={
+            201: Answer("Reserved (or reserved before with this `id`).", Reservation),
+            **_RESERVATION_BODY_REFUSED,
+            401: _TOKEN_REFUSED,
+            403: _KEY_FORBIDDEN,
+            409: Answer(
+                "`budget_exceeded`: a hard budget cannot cover `amount`; `remaining` (a decimal string) "
+                "says what it can. `no_budget`: the project has no budget for this resource type now "
+                "(none set, or its last period ended without auto-reset). Nothing is held."
+            ),
+            422: Answer(
+                "`validation_failed`: the object fails its schema, or has no `project` under the "
+                "operator token.",
+                ValidationFailed,
+            ),
+            503: _DATABASE_UNAVAILABLE,
+        },
+    ),
+    Endpoint(
+        "POST",
+        "/v1/budgets/reservations/{reservation_id}/commit",
+        "commitReservation",
+        "Turn a reservation into usage",
+        "budgets",
+        description="Frees the reserved amount and records `amount` as usage of the budget's period "
+        "(a resource_usage row of origin `reservation`, counted once), crossing thresholds as any usage "
+        "does. Less than was reserved frees the rest; more is accepted while the budget can cover the "
+        "difference. Committing again answers the first commit.",
+        security=("ingestToken", "projectKey"),
+        params=(_RESERVATION_ID,),
+        bodies={"application/json": CommitIn},
+        answers={
+            200: Answer("Committed, now or by an earlier request.", SettledReservation),
+            **_RESERVATION_BODY_REFUSED,
+            401: _TOKEN_REFUSED,
+            403: _RESERVATION_FORBIDDEN,
+            404: _RESERVATION_UNKNOWN,
+            409: Answer(
+                "`reservation_closed`: it was released or expired (`state` says which), so nothing is "
+                "committed. `budget_exceeded`: `amount` is more than was reserved and a hard budget "
+                "cannot cover the difference (`remaining`); the reservation stays held."
+            ),
+            422: Answer("`validation_failed`: the object fails its schema.", ValidationFailed),
+            503: _DATABASE_UNAVAILABLE,
+        },
+    ),
+    Endpoint(
+        "POST",
+        "/v1/budgets/reservations/{reservation_id}/release",
+        "releaseReservation",
+        "Free a reservation unspent",
+        "budgets",
+        description="Frees the reserved amount; releasing again answers the same. A reservation that "
+        "expired is answered with `state` `expired`: its amount is free either way. The body is not read.",
+        security=("ingestToken", "projectKey"),
+        params=(_RESERVATION_ID,),
+        answers={
+            200: Answer("Released (now or before) or expired.", SettledReservation),
+            400: Answer(_AUTH_REPEATED),
+            401: _TOKEN_REFUSED,
+            403: _RESERVATION_FORBIDDEN,
+            404: _RESERVATION_UNKNOWN,
+            409: Answer("`reservation_closed`: it was committed; there is nothing to free."),
+            503: _DATABASE_UNAVAILABLE,
+        },
+    ),
+)
+
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -446,6 +557,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "`id` is the idempotency key; reports apply in the order of `sent_at`, so a late one never moves "
         "a status backwards. `project` is required with the operator token.",
     ),
+    *_RESERVATION_ENDPOINTS,
     *(
         Endpoint(
             method,
@@ -734,6 +846,7 @@ TAGS: dict[str, str] = {
     "v1": "Hookyard's own event API, with a bearer token",
     "sentry": "The Sentry protocol: an unmodified Sentry SDK, given a project's DSN",
     "pings": "Healthchecks.io's ping URLs: a cron job's curl one-liner works unchanged",
+    "budgets": "Reservations of budget amounts, answered from PostgreSQL before the work spends",
     "operations": "Health, readiness, metrics and this document",
 }
 
