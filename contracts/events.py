@@ -27,7 +27,8 @@ class Source(StrEnum):
     SLACK = "slack"
     LINEAR = "linear"
     DEPLOYMENT = "deployment"
-    SENTRY = "sentry"  # Sentry cron check-ins, until checks are built
+    SENTRY = "sentry"  # kept for check-ins stored before checks were built
+    CLOUDEVENTS = "cloudevents"  # CloudEvents that no meter takes
 
 
 class EventFields(BaseModel):

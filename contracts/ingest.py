@@ -136,6 +136,58 @@ class HeartbeatIn(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict, max_length=100)
 
 
+#: A decimal as /v1/usage takes it: a JSON number, or a string of digits (exact, never a float).
+#: The document says what the model enforces: at most 20 integer digits and 10 decimal places.
+_DECIMAL_SCHEMA = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": -1e20, "exclusiveMaximum": 1e20, "multipleOf": 1e-10},
+        {"type": "string", "pattern": r"^-?[0-9]{1,20}(\.[0-9]{1,10})?$"},
+    ]
+}
+DecimalAmount = Annotated[Decimal, WithJsonSchema(_DECIMAL_SCHEMA)]
+#: The same, never negative (a unit cost).
+NonNegativeAmount = Annotated[
+    Decimal,
+    Field(ge=0),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "exclusiveMaximum": 1e20, "multipleOf": 1e-10},
+                {"type": "string", "pattern": r"^[0-9]{1,20}(\.[0-9]{1,10})?$"},
+            ]
+        }
+    ),
+]
+
+
+class UsageIn(BaseModel):
+    """A usage record from a service. ``id`` is the client's idempotency key within its project."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    id: str = Field(min_length=1, max_length=200, description="Client-chosen idempotency key")
+    project: str | None = Field(
+        default=None,
+        pattern=PROJECT_NAME,
+        description="Project slug (or org/slug); required with the operator token, "
+        "defaults to the project key's own project",
+    )
+    resource_type: str = Field(min_length=1, max_length=255)
+    quantity: DecimalAmount = Field(allow_inf_nan=False, max_digits=30, decimal_places=10)
+    occurred_at: AwareDatetime
+    resource_subtype: str | None = Field(default=None, max_length=255)
+    unit: str | None = Field(default=None, max_length=64)
+    unit_cost: NonNegativeAmount | None = Field(
+        default=None, allow_inf_nan=False, max_digits=30, decimal_places=10
+    )
+    currency: str = Field(default="CAD", pattern=r"^[A-Z]{3}$", description="ISO 4217")
+    cost_cad: DecimalAmount | None = Field(
+        default=None, allow_inf_nan=False, max_digits=30, decimal_places=10
+    )
+    machine: str | None = Field(default=None, max_length=255)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
+
+
 # --- budget reservations (answered from PostgreSQL, see producers/reservations.py) --------------
 
 #: Decimal places of reservation amounts: PostgreSQL's numeric(30, 10).

@@ -115,6 +115,10 @@ SWEEP_LAST_RUN = Gauge("hookyard_sweep_last_run_timestamp_seconds", "Last heartb
 SWEEP_DURATION = Histogram("hookyard_sweep_seconds", "Heartbeat sweep duration", buckets=_LATENCY_BUCKETS)
 
 # --- usage and budgets ---
+# Usage records the usage worker stored (each once), by origin (cloudevents, v1).
+USAGE_RECORDS = Counter("hookyard_usage_records_total", "Usage records stored", ["origin"])
+# CloudEvents that no meter takes, kept in events (source cloudevents).
+CLOUDEVENTS_UNMETERED = Counter("hookyard_cloudevents_unmetered_total", "CloudEvents no meter takes")
 # Budget thresholds crossed (each once per budget period), by project and threshold percentage.
 BUDGET_ALERTS = Counter("hookyard_budget_alerts_total", "Budget thresholds crossed", ["project", "threshold"])
 

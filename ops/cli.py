@@ -249,7 +249,7 @@ def worker(processes: int, threads: int, database_url: str | None, amqp_url: str
 @click.option("--once", is_flag=True, help="Run one pass and exit")
 @database_option
 def scheduler(once: bool, database_url: str | None) -> None:
-    """Run periodic jobs: partitions ahead of time, retention."""
+    """Run periodic jobs: partitions, retention, the heartbeat sweep, reservation expiry, summaries."""
     import psycopg  # noqa: PLC0415
 
     from workers.scheduler import run_once, run_scheduler  # noqa: PLC0415

@@ -25,7 +25,18 @@ from contracts.keys import Scope as KeyScope
 from hookyard import metrics
 from hookyard.config import Settings
 from hookyard.errors import PublishFailed
-from producers import deployments, github, heartbeats, linear, pings, reports, sentry, slack
+from producers import (
+    cloudevents,
+    deployments,
+    github,
+    heartbeats,
+    linear,
+    pings,
+    reports,
+    sentry,
+    slack,
+    usage,
+)
 from producers.deliveries import Verified, guard_headers
 from producers.errors import IngestError
 from producers.http import (
@@ -42,7 +53,7 @@ from producers.http import (
 )
 from producers.keys import KeyRegistry, authenticate
 from producers.openapi import openapi_json
-from producers.publisher import ERRORS_LANE, EVENTS_LANE, HEARTBEATS_LANE, Lane, Publisher
+from producers.publisher import ERRORS_LANE, EVENTS_LANE, HEARTBEATS_LANE, USAGE_LANE, Lane, Publisher
 from producers.reservations import POOL_WAIT, Pool, ReservationEndpoints
 from producers.router import MethodNotAllowed, Router
 from producers.usage_summary import summary_endpoint
@@ -142,6 +153,17 @@ class IngestApp:
                 lane=HEARTBEATS_LANE,
             ),
         )
+        self.router.add(
+            "POST",
+            "/v1/usage",
+            self._ingest(
+                "usage",
+                self._usage,
+                deployments.GUARDED_HEADERS,
+                self._bearer(KeyScope.USAGE),
+                lane=USAGE_LANE,
+            ),
+        )
         ping = self._ping()
         for pattern in ("/ping/{a}", "/ping/{a}/{b}", "/ping/{a}/{b}/{c}"):
             for method in ("GET", "HEAD", "POST"):
@@ -155,7 +177,7 @@ class IngestApp:
             ("POST", "/v1/budgets/reservations/{reservation_id}/release", reservations.release),
             ("POST", "/api/{project_id:int}/envelope/", self._sentry(envelope=True)),
             ("POST", "/api/{project_id:int}/store/", self._sentry(envelope=False)),
-            ("POST", "/v1/usage", self._not_built(KeyScope.USAGE)),
+            ("POST", "/api/v1/events", self._cloudevents()),
             ("GET", "/healthz", self._healthz),
             ("GET", "/readyz", self._readyz),
             ("GET", "/metrics", self._metrics),
@@ -225,6 +247,11 @@ class IngestApp:
         self, headers: Mapping[str, str], raw: bytes, principal: Any, received_at: datetime
     ) -> Verified:
         return deployments.verify(headers, raw, principal, received_at, self.registry)
+
+    def _usage(
+        self, headers: Mapping[str, str], raw: bytes, principal: Any, received_at: datetime
+    ) -> Verified:
+        return usage.verify(headers, raw, principal, received_at, self.registry)
 
     def _heartbeats(
         self, headers: Mapping[str, str], raw: bytes, principal: Any, received_at: datetime
@@ -353,14 +380,65 @@ class IngestApp:
 
         return endpoint
 
+    def _cloudevents(self) -> Handler:
+        """``POST /api/v1/events``: see :mod:`producers.cloudevents`."""
+        accepted = metrics.EVENTS_ACCEPTED.labels("cloudevents")
+        authorize = self._bearer(KeyScope.USAGE)
+
+        async def endpoint(request: Request) -> Response:
+            received_at = datetime.now(UTC)
+            headers = request.headers
+            try:
+                guard_headers(headers, request.repeated, deployments.GUARDED_HEADERS)
+                principal = authorize(headers)
+                raw = await read_body(headers, request.receive, self.settings.hookyard_max_body_bytes)
+                metered = cloudevents.meter(headers, raw, principal, received_at, self.registry)
+            except IngestError as exc:
+                metrics.EVENTS_REJECTED.labels("cloudevents", exc.code).inc()
+                log.info(
+                    "request_refused",
+                    source="cloudevents",
+                    status=exc.status,
+                    error=exc.code,
+                    detail=exc.detail,
+                )
+                return error_response(exc)
+            publishes = []
+            if metered.records:
+                publishes.append(self.publisher.publish(metered.records, USAGE_LANE))
+            if metered.unmetered:
+                publishes.append(self.publisher.publish(metered.unmetered, EVENTS_LANE))
+            try:
+                await asyncio.gather(*publishes)
+            except PublishFailed as exc:
+                log.warning("publish_failed", source="cloudevents", error=str(exc))
+                return json_response(
+                    {
+                        "error": "broker_unavailable",
+                        "detail": f"The events were not accepted: {exc}. Retry later.",
+                    },
+                    503,
+                    headers=((b"retry-after", b"5"),),
+                )
+            accepted.inc(len(metered.records) + len(metered.unmetered))
+            if metered.unmetered:
+                metrics.CLOUDEVENTS_UNMETERED.inc(len(metered.unmetered))
+            return Response(204, b"", content_type=b"application/json")
+
+        return endpoint
+
     def _ping(self) -> Handler:
         """Healthchecks' ping URLs: see :mod:`producers.pings`."""
         accepted = metrics.EVENTS_ACCEPTED.labels("ping")
         limit_header = (b"ping-body-limit", str(PING_BODY_LIMIT).encode())
 
         def text(status: int, body: str) -> Response:
+            retry = ((b"retry-after", b"5"),) if status == 503 else ()
             return Response(
-                status, body.encode(), content_type=b"text/plain; charset=utf-8", headers=(limit_header,)
+                status,
+                body.encode(),
+                content_type=b"text/plain; charset=utf-8",
+                headers=(limit_header, *retry),
             )
 
         async def endpoint(request: Request) -> Response:
@@ -379,9 +457,8 @@ class IngestApp:
                         request.headers, request.receive, self.settings.hookyard_max_body_bytes
                     )
             except pings.PingRefused as refused:
-                metrics.EVENTS_REJECTED.labels(
-                    "ping", "not_found" if refused.status == 404 else "invalid_url"
-                ).inc()
+                code = {404: "not_found", 400: "invalid_url"}.get(refused.status, "unavailable")
+                metrics.EVENTS_REJECTED.labels("ping", code).inc()
                 return text(refused.status, refused.text)
             except IngestError as exc:
                 metrics.EVENTS_REJECTED.labels("ping", exc.code).inc()
@@ -391,10 +468,7 @@ class IngestApp:
                 await self.publisher.publish([report], HEARTBEATS_LANE)
             except PublishFailed as exc:
                 log.warning("publish_failed", source="ping", delivery_id=report.report_id, error=str(exc))
-                response = text(503, "service unavailable: retry later")
-                return Response(
-                    503, response.body, response.content_type, (*response.headers, (b"retry-after", b"5"))
-                )
+                return text(503, "service unavailable: retry later")
             accepted.inc()
             log.debug("ping_accepted", delivery_id=report.report_id, signal=report.signal, check=report.check)
             status, answer = (201, "Created") if created else (200, "OK")
@@ -413,36 +487,17 @@ class IngestApp:
                 row = await (
                     await conn.execute(queries()["create_check"], {"project_id": project_id, "slug": slug})
                 ).fetchone()
-                if row is not None:
-                    return int(row[0]), True
-                row = await (
-                    await conn.execute(queries()["find_check"], {"project_id": project_id, "slug": slug})
-                ).fetchone()
+                created = row is not None
+                if row is None:
+                    row = await (
+                        await conn.execute(queries()["find_check"], {"project_id": project_id, "slug": slug})
+                    ).fetchone()
         except (PoolTimeout, PoolClosed, psycopg.Error, OSError) as exc:
             raise IngestError(503, "database_unavailable", "service unavailable: retry later") from exc
         if row is None:
             raise IngestError(503, "database_unavailable", "service unavailable: retry later")
-        return int(row[0]), False
-
-    def _not_built(self, scope: KeyScope) -> Handler:
-        authorize = self._bearer(scope)
-
-        async def endpoint(request: Request) -> Response:
-            try:
-                guard_headers(request.headers, request.repeated, deployments.GUARDED_HEADERS)
-                authorize(request.headers)
-            except IngestError as exc:
-                return error_response(exc)
-            return json_response(
-                {
-                    "error": "not_implemented",
-                    "detail": f"{request.scope['path']} is in the contract but not built yet; "
-                    "nothing was stored.",
-                },
-                501,
-            )
-
-        return endpoint
+        self.registry.remember_check(project_id, slug, int(row[0]), str(row[1]))
+        return int(row[0]), created
 
     async def _healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})

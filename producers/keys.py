@@ -31,6 +31,7 @@ import structlog
 
 from contracts import EventEnvelope, Source
 from contracts.keys import Scope, key_hash, looks_like_key
+from contracts.usage import Meter
 from producers.errors import IngestError
 from producers.signatures import bearer_token_valid
 from schema import queries
@@ -71,13 +72,20 @@ class Snapshot:
     #: A check's uuid → (project id, check id, slug), and (project id, slug) → check id.
     checks_by_uuid: Mapping[str, tuple[int, int, str]] = field(default_factory=dict)
     checks_by_slug: Mapping[tuple[int, str], int] = field(default_factory=dict)
+    #: Organization slugs: a report naming another organization could never be stored.
+    organizations: frozenset[str] = frozenset()
+    #: A CloudEvent type → the meters (id, meter) that turn it into usage.
+    meters_by_type: Mapping[str, tuple[tuple[int, Meter], ...]] = field(default_factory=dict)
 
 
 def build_snapshot(
     keys: Iterable[tuple[Any, ...]],
     projects: Iterable[tuple[Any, ...]],
     links: Iterable[tuple[Any, ...]],
+    *,
     checks: Iterable[tuple[Any, ...]] = (),
+    meters: Iterable[tuple[Any, ...]] = (),
+    organizations: Iterable[str] = (DEFAULT_ORGANIZATION,),
 ) -> Snapshot:
     """A snapshot from the rows of the ``registry_*`` queries."""
     by_hash = {
@@ -102,12 +110,24 @@ def build_snapshot(
     for check_id, project_id, slug, uuid in checks:
         by_uuid[str(uuid)] = (int(project_id), int(check_id), str(slug))
         by_slug[(int(project_id), str(slug))] = int(check_id)
+    by_type: dict[str, list[tuple[int, Meter]]] = {}
+    for meter_id, slug, event_type, resource_type, unit, aggregation, value_property, group_by in meters:
+        try:
+            built = Meter.build(
+                slug, event_type, resource_type, unit, aggregation, value_property, group_by or {}
+            )
+        except ValueError as exc:  # a row the CLI would refuse: skip it, loudly, rather than stop loading
+            log.warning("meter_skipped", meter=slug, error=str(exc))
+            continue
+        by_type.setdefault(str(event_type), []).append((int(meter_id), built))
     return Snapshot(
         keys=by_hash,
         projects=by_name,
         links={str(target): int(project) for target, project in links},
         checks_by_uuid=by_uuid,
         checks_by_slug=by_slug,
+        meters_by_type={event_type: tuple(found) for event_type, found in by_type.items()},
+        organizations=frozenset(organizations),
     )
 
 
@@ -156,6 +176,9 @@ class KeyRegistry:
         self._task: asyncio.Task[None] | None = None
         self._first_load = asyncio.Event()
         self._loaded_at = float("-inf")
+        #: Checks this process created (?create=1) since its last load: known before the
+        #: notification of their creation comes back, so the very next ping finds them.
+        self._recent_checks: dict[tuple[int, str], tuple[int, str]] = {}
 
     async def start(self, *, wait: float = 0) -> None:
         """Start the background loader; wait up to ``wait`` seconds for the first snapshot."""
@@ -186,6 +209,26 @@ class KeyRegistry:
     def touch(self, key: ProjectKey) -> None:
         """Remember that ``key`` was used now; written with the next flush."""
         self._used[key.id] = datetime.now(UTC)
+
+    def check_by_slug(self, project_id: int, slug: str) -> int | None:
+        """The id of the project's check named ``slug``, if this process knows it."""
+        found = self.snapshot.checks_by_slug.get((project_id, slug))
+        if found is None and (recent := self._recent_checks.get((project_id, slug))) is not None:
+            return recent[0]
+        return found
+
+    def check_by_uuid(self, check_uuid: str) -> tuple[int, int, str] | None:
+        """(project id, check id, slug) of the check with this uuid, if this process knows it."""
+        found = self.snapshot.checks_by_uuid.get(check_uuid)
+        if found is None:
+            for (project_id, slug), (check_id, known_uuid) in self._recent_checks.items():
+                if known_uuid == check_uuid:
+                    return project_id, check_id, slug
+        return found
+
+    def remember_check(self, project_id: int, slug: str, check_id: int, check_uuid: str) -> None:
+        """A check this process just created or found in PostgreSQL, until the next load has it."""
+        self._recent_checks[(project_id, slug)] = (check_id, check_uuid)
 
     def project_id(self, project: str) -> int | None:
         """The id of a project named ``slug`` (default organization) or ``org/slug``, if known."""
@@ -252,7 +295,14 @@ class KeyRegistry:
         projects = await (await conn.execute(queries()["registry_projects"])).fetchall()
         links = await (await conn.execute(queries()["registry_links"])).fetchall()
         checks = await (await conn.execute(queries()["registry_checks"])).fetchall()
-        self.snapshot = build_snapshot(keys, projects, links, checks)
+        meters = await (await conn.execute(queries()["registry_meters"])).fetchall()
+        organizations = [
+            str(row[0]) for row in await (await conn.execute(queries()["registry_organizations"])).fetchall()
+        ]
+        self.snapshot = build_snapshot(
+            keys, projects, links, checks=checks, meters=meters, organizations=organizations
+        )
+        self._recent_checks = {}
         self._loaded_at = time.monotonic()
         if not self.loaded:
             log.info(
@@ -339,4 +389,13 @@ def project_of(
         return principal.project_id, project or principal.project_slug
     if project is None:
         return None, None
+    if registry is not None and registry.loaded and "/" in project:
+        organization = project.partition("/")[0]
+        if organization not in registry.snapshot.organizations:
+            raise IngestError(
+                422,
+                "validation_failed",
+                f"There is no organization {organization}: create it with `hookyard orgs create`.",
+                errors=[{"field": "project", "message": f"unknown organization {organization}"}],
+            )
     return (registry.project_id(project) if registry is not None else None), project

@@ -21,7 +21,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaV
 from pydantic_core import core_schema
 
 from contracts import DeploymentIn
-from contracts.ingest import PROJECT_NAME, CommitIn, ErrorIn, HeartbeatIn, ReservationIn
+from contracts.ingest import PROJECT_NAME, CommitIn, ErrorIn, HeartbeatIn, ReservationIn, UsageIn
 from contracts.responses import (
     Accepted,
     AcceptedBatch,
@@ -34,6 +34,7 @@ from contracts.responses import (
     SlackChallenge,
     ValidationFailed,
 )
+from contracts.usage import CloudEventIn
 from contracts.usage_summary import UsageSummary
 from hookyard import __version__
 
@@ -86,7 +87,8 @@ class Answer:
     """One status an operation can answer with, its body and its headers."""
 
     description: str
-    body: SchemaLike = ErrorBody
+    #: None: an answer without a body (204).
+    body: SchemaLike | None = ErrorBody
     media_type: str = "application/json"
     headers: Mapping[str, Header] = field(default_factory=dict)
 
@@ -688,25 +690,62 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ),
         )
     ),
-    *(
-        Endpoint(
-            "POST",
-            path,
-            operation_id,
-            f"{what}: in the contract, not built yet",
-            "v1",
-            description="Answers 501 `not_implemented` after the bearer check and stores nothing. The body "
-            "is not read; its schema joins this document when the endpoint is built.",
-            security=("ingestToken", "projectKey"),
-            answers={
-                400: Answer(_AUTH_REPEATED),
-                401: _TOKEN_REFUSED,
-                403: Answer("`missing_scope`: a project key without this endpoint's scope."),
-                501: Answer("`not_implemented`: nothing was stored."),
-                503: Answer(_KEYS_UNAVAILABLE, headers={"Retry-After": _RETRY_AFTER}),
-            },
-        )
-        for path, operation_id, what in (("/v1/usage", "ingestUsage", "Usage records"),)
+    _v1_endpoint(
+        "/v1/usage",
+        "ingestUsage",
+        "Usage records of a project",
+        UsageIn,
+        "Each object is one usage record; its `id` is the idempotency key within its project, so "
+        "sending it again stores and counts nothing twice. `cost_cad` is given, or computed from "
+        "`quantity x unit_cost` at the CAD rate in force on `occurred_at` (`hookyard rates set`). "
+        "`project` is required with the operator token.",
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/events",
+        "ingestCloudEvents",
+        "Usage as CloudEvents (OpenMeter's form)",
+        "v1",
+        description="One CloudEvent (`application/cloudevents+json`), a batch "
+        "(`application/cloudevents-batch+json`), or either as `application/json`; `charset=utf-8` "
+        "allowed. `subject` is the project's slug (or org/slug). Each meter whose event type matches "
+        "makes one usage record; an event no meter takes is kept as an event (source `cloudevents`). "
+        "(`source`, `id`) is an event's identity: redelivered, it counts once.",
+        security=("ingestToken", "projectKey"),
+        bodies={
+            media_type: {
+                "oneOf": [
+                    CloudEventIn,
+                    {"type": "array", "items": CloudEventIn, "minItems": 1, "maxItems": 1000},
+                ]
+            }
+            for media_type in (
+                "application/cloudevents+json",
+                "application/cloudevents-batch+json",
+                "application/json",
+            )
+        },
+        answers={
+            204: Answer("Accepted once RabbitMQ confirmed every message the events became.", None),
+            400: Answer(
+                "`invalid_json`, or `invalid_cloudevent`: a required attribute (`specversion` 1.0, `id`, "
+                f"`source`, `type`, `subject`) is missing or invalid. {_AUTH_REPEATED}"
+            ),
+            401: _TOKEN_REFUSED,
+            403: _KEY_FORBIDDEN,
+            413: _TOO_LARGE,
+            415: _unsupported(
+                "application/cloudevents+json", "application/cloudevents-batch+json", "application/json"
+            ),
+            422: Answer(
+                "`validation_failed`: an attribute is malformed, or the batch is empty or over 1,000.",
+                ValidationFailed,
+            ),
+            503: Answer(
+                f"{_BROKER_UNAVAILABLE.description} Or {_KEYS_UNAVAILABLE}",
+                headers=_BROKER_UNAVAILABLE.headers,
+            ),
+        },
     ),
     Endpoint(
         "GET",
@@ -908,10 +947,9 @@ def build_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
         return value
 
     def response(item: Answer) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "description": item.description,
-            "content": {item.media_type: {"schema": resolve(item.body, "serialization")}},
-        }
+        out: dict[str, Any] = {"description": item.description}
+        if item.body is not None:
+            out["content"] = {item.media_type: {"schema": resolve(item.body, "serialization")}}
         if item.headers:
             out["headers"] = {
                 name: {

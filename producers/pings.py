@@ -129,9 +129,10 @@ def resolve(target: PingTarget, registry: KeyRegistry, create: bool) -> Resolved
     A slug URL with ``create`` and no such check resolves with ``check_id`` None: the caller
     creates it.
     """
-    snapshot = registry.snapshot
+    if not registry.loaded:  # nothing is known yet: "not found" would tell a cron job its check is gone
+        raise PingRefused(503, "service unavailable: retry later")
     if target.check_uuid is not None:
-        found = snapshot.checks_by_uuid.get(target.check_uuid)
+        found = registry.check_by_uuid(target.check_uuid)
         if found is None:
             raise not_found()
         project_id, check_id, slug = found
@@ -142,7 +143,7 @@ def resolve(target: PingTarget, registry: KeyRegistry, create: bool) -> Resolved
     if key is None or key.revoked or Scope.HEARTBEATS not in key.scopes:
         raise not_found()
     registry.touch(key)
-    known = snapshot.checks_by_slug.get((key.project_id, target.slug))
+    known = registry.check_by_slug(key.project_id, target.slug)
     if known is None and not create:
         raise not_found()
     return Resolved(key.project_id, known, target.slug)

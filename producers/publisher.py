@@ -27,13 +27,20 @@ from pamqp import commands as spec
 
 from contracts import encode_batch
 from contracts.heartbeats import encode_check_reports
+from contracts.metering import encode_usage
 from contracts.reports import encode_reports
-from contracts.topology import ERRORS, EVENTS, HEARTBEATS, Route, queue_declarations
+from contracts.topology import ERRORS, EVENTS, HEARTBEATS, USAGE, Route, queue_declarations
 from hookyard import metrics
 from hookyard.errors import PublishFailed
 from hookyard.outages import BrokerOutage, one_line
 
 log = structlog.get_logger(__name__)
+
+
+def report_id_of(identity: str) -> str:
+    """The sender's own id in a namespaced identity (``heartbeat:<id>``, ``v1:<id>``): what the 202 names."""
+    namespace, _, own = identity.partition(":")
+    return own if namespace in {"heartbeat", "v1"} and own else identity
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,11 @@ EVENTS_LANE = Lane(EVENTS, encode_batch, lambda event: str(event.delivery_id))
 #: Error reports, grouped by ``store_error_reports``.
 ERRORS_LANE = Lane(ERRORS, encode_reports, lambda report: str(report.event_id))
 #: Pings, heartbeats and check-ins, applied by ``apply_heartbeats``.
-HEARTBEATS_LANE = Lane(HEARTBEATS, encode_check_reports, lambda report: str(report.report_id))
+HEARTBEATS_LANE = Lane(HEARTBEATS, encode_check_reports, lambda report: report_id_of(report.report_id))
+#: Usage records, stored and counted against budgets by ``store_usage``.
+USAGE_LANE = Lane(USAGE, encode_usage, lambda record: report_id_of(record.usage_id))
 #: Every lane the web process publishes on.
-LANES = (EVENTS_LANE, ERRORS_LANE, HEARTBEATS_LANE)
+LANES = (EVENTS_LANE, ERRORS_LANE, HEARTBEATS_LANE, USAGE_LANE)
 
 
 @dataclass

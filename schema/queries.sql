@@ -149,11 +149,17 @@ JOIN organizations o ON o.id = p.organization_id;
 SELECT p.id, p.slug, o.slug AS organization_slug, p.status::text AS status
 FROM projects p JOIN organizations o ON o.id = p.organization_id;
 
+-- name: registry_organizations --
+SELECT slug FROM organizations;
+
 -- name: registry_links --
 SELECT target, project_id FROM project_links;
 
 -- name: registry_checks --
 SELECT id, project_id, slug, uuid::text FROM checks;
+
+-- name: registry_meters --
+SELECT id, slug, event_type, resource_type, unit, aggregation::text, value_property, group_by FROM meters;
 
 -- name: registry_touch_keys --
 -- last_used_at for the keys a web process saw since its last flush: one statement per flush,
@@ -248,10 +254,10 @@ RETURNING project_id, pattern_hash, xmax = 0 AS created, xmax <> 0 AND regressed
 INSERT INTO checks (project_id, slug, kind, period, grace)
 VALUES (%(project_id)s, %(slug)s, 'simple', interval '1 day', interval '1 hour')
 ON CONFLICT (project_id, slug) DO NOTHING
-RETURNING id;
+RETURNING id, uuid::text;
 
 -- name: find_check --
-SELECT id FROM checks WHERE project_id = %(project_id)s AND slug = %(slug)s;
+SELECT id, uuid::text FROM checks WHERE project_id = %(project_id)s AND slug = %(slug)s;
 
 -- name: heartbeats_resolve_checks --
 -- Checks named by heartbeats and check-ins, created on first sight with SPEC's defaults (period
@@ -352,3 +358,55 @@ SELECT status::text, count(*) FROM runtime_status GROUP BY status;
 
 -- name: sweep_next_alarm --
 SELECT min(alarm_at) FROM runtime_status WHERE alarm_at IS NOT NULL;
+
+-- name: copy_resource_usage --
+COPY resource_usage (project_id, usage_id, resource_type, resource_subtype, amount, unit, unit_cost, currency,
+                     cost_cad, machine, recorded_at, received_at, billing_period, meter_id, origin, metadata)
+FROM STDIN (FORMAT BINARY);
+
+-- name: usage_rates_on --
+-- The rate in force on each (currency, day): the latest valid_from on or before the day.
+SELECT w.currency, w.day,
+       (SELECT r.rate_to_cad FROM currency_rates r
+        WHERE r.currency = w.currency AND r.valid_from <= w.day
+        ORDER BY r.valid_from DESC LIMIT 1) AS rate
+FROM unnest(%(currency)s::text[], %(day)s::date[]) AS w (currency, day);
+
+-- name: usage_budget_locks --
+-- Shared advisory locks, in key order, of every (project, resource type) of the batch: a budget
+-- being created takes its lock exclusively to sum the usage already stored (migration 0013).
+SELECT pg_advisory_xact_lock_shared(hookyard_budget_lock_key(k.project_id, k.resource_type))
+FROM unnest(%(project_id)s::bigint[], %(resource_type)s::text[]) WITH ORDINALITY AS k (project_id, resource_type, n)
+ORDER BY k.n;
+
+-- name: usage_budgets_for_days --
+-- The budget row of each (project, resource type, UTC day), in the order given (NULL: no budget).
+SELECT hookyard_budget_for(k.project_id, k.resource_type, (k.day::timestamp AT TIME ZONE 'UTC'))
+FROM unnest(%(project_id)s::bigint[], %(resource_type)s::text[], %(day)s::date[]) WITH ORDINALITY
+     AS k (project_id, resource_type, day, n)
+ORDER BY k.n;
+
+-- name: usage_add_to_budgets --
+-- Each budget's share of the batch (hookyard_usage_share: the amount in the budget's unit, or the
+-- cost when the budget counts CAD), budget rows locked in id order first as migration 0013's lock
+-- order says. Returns what each was and what it is now.
+WITH shares AS (
+    SELECT d.budget_id, sum(hookyard_usage_share(b.unit, d.unit, d.amount, d.cost_cad)) AS delta
+    FROM unnest(%(budget_id)s::bigint[], %(unit)s::text[], %(amount)s::numeric[], %(cost_cad)s::numeric[])
+         AS d (budget_id, unit, amount, cost_cad)
+    JOIN resource_budgets b ON b.id = d.budget_id
+    GROUP BY d.budget_id
+),
+locked AS (
+    SELECT b.id FROM resource_budgets b WHERE b.id IN (SELECT budget_id FROM shares) ORDER BY b.id FOR UPDATE
+)
+UPDATE resource_budgets b
+SET used_amount = b.used_amount + s.delta
+FROM shares s
+WHERE b.id = s.budget_id AND b.id IN (SELECT id FROM locked) AND s.delta <> 0
+RETURNING b.id, b.project_id, b.used_amount - s.delta, b.used_amount;
+
+-- name: usage_record_budget_alerts --
+-- The thresholds each budget crossed (recorded once per budget period by migration 0013's function).
+SELECT m.budget_id, hookyard_record_budget_alerts(m.budget_id, m.before, m.after)
+FROM unnest(%(budget_id)s::bigint[], %(before)s::numeric[], %(after)s::numeric[]) AS m (budget_id, before, after);

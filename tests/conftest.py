@@ -209,6 +209,7 @@ class InProcessServer:
         import uvicorn  # noqa: PLC0415
 
         from producers.app import create_app  # noqa: PLC0415
+        from producers.edge import EdgeLimits, edge_protocol  # noqa: PLC0415
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -216,6 +217,8 @@ class InProcessServer:
             create_app(settings),
             host="127.0.0.1",
             port=self.port,
+            http=edge_protocol(EdgeLimits.from_settings(settings)),  # the protocol `hookyard serve` runs
+            ws="none",
             log_config=None,
             access_log=False,
             lifespan="on",
@@ -253,6 +256,7 @@ class InProcessWorker:
         from workers.patterns import PatternStore  # noqa: PLC0415
         from workers.registry import QUEUES  # noqa: PLC0415
         from workers.store import EventStore  # noqa: PLC0415
+        from workers.usage import UsageStore  # noqa: PLC0415
 
         self.pool: ConnectionPool[Any] = ConnectionPool(
             settings.database_url,
@@ -270,6 +274,7 @@ class InProcessWorker:
                 "events": GroupCommit(EventStore(self.pool)),
                 "errors": GroupCommit(PatternStore(self.pool)),
                 "heartbeats": GroupCommit(CheckStore(self.pool)),
+                "usage": GroupCommit(UsageStore(self.pool)),
             },
         )
         self.worker = dramatiq.Worker(self.broker, queues=set(QUEUES), worker_threads=threads)

@@ -33,6 +33,7 @@ from workers.ledger import DeadLetter, LedgerStore, Pool, Store
 from workers.patterns import PatternStore
 from workers.registry import BATCH_CONSUMERS, CONSUMERS, Consumer
 from workers.store import EventStore
+from workers.usage import UsageStore
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +42,7 @@ STORES: dict[str, Callable[[Pool], LedgerStore[Any]]] = {
     "events": EventStore,
     "errors": PatternStore,
     "heartbeats": CheckStore,
+    "usage": UsageStore,
 }
 
 

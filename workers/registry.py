@@ -8,8 +8,9 @@ from pydantic import BaseModel
 
 from contracts import EventBatch
 from contracts.heartbeats import CheckReportBatch
+from contracts.metering import UsageBatch
 from contracts.reports import ErrorReportBatch
-from contracts.topology import ERRORS, EVENTS, HEARTBEATS, RETRIES_EXHAUSTED, Route
+from contracts.topology import ERRORS, EVENTS, HEARTBEATS, RETRIES_EXHAUSTED, USAGE, Route
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,13 @@ CONSUMERS: dict[str, Consumer] = {
             "applies pings, heartbeats and check-ins to their subjects' status, in order",
             message=CheckReportBatch,
             items="reports",
+        ),
+        Consumer(
+            "usage",
+            USAGE,
+            "stores usage records once and counts them into their budgets",
+            message=UsageBatch,
+            items="records",
         ),
         Consumer(
             "dead_letters",

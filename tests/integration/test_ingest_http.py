@@ -221,11 +221,12 @@ def test_bad_deployment_requests_are_refused(
 
 
 @pytest.mark.parametrize("path", ["/v1/heartbeats", "/v1/usage", "/v1/errors"])
-def test_endpoints_not_built_yet_say_so_and_store_nothing(
+def test_a_v1_body_that_fails_its_schema_is_422_and_nothing_is_published(
     client: httpx.Client, amqp_url: str, path: str
 ) -> None:
-    assert_error(client.post(path, content=b"{}", headers=bearer()), 501, "not_implemented")
-    assert queue_depth(amqp_url, "events") == 0
+    assert_error(client.post(path, content=b"{}", headers=bearer()), 422, "validation_failed")
+    for queue in ("events", "errors", "heartbeats", "usage"):
+        assert queue_depth(amqp_url, queue) == 0
 
 
 def test_health_readiness_metrics_and_openapi_answer(client: httpx.Client) -> None:

@@ -144,7 +144,9 @@ def test_sdk_check_ins_start_and_end_a_run_of_their_monitors_check(fleet: dict[s
     assert started == ("new", True, False)
     capture_checkin(monitor_slug="nightly-backup", check_in_id=check_in_id, status="ok", duration=12.5)
     sentry_sdk.flush(timeout=10)
-    ended = wait_until(lambda: (row := state()) is not None and not row[1] and row, timeout=20, what="the end")
+    ended = wait_until(
+        lambda: (row := state()) is not None and not row[1] and row, timeout=20, what="the end"
+    )
     assert ended == ("up", False, True)
 
 

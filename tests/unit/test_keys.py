@@ -39,6 +39,7 @@ def registry() -> KeyRegistry:
         ],
         projects=[(10, "alpha", "default", "active"), (20, "beta", "acme", "active")],
         links=[("github:hookyard/fleet", 10), ("slack:T0HOOKYARD", 20)],
+        organizations=["default", "acme"],
     )
     keys.loaded = True
     return keys
@@ -135,7 +136,17 @@ def test_the_operator_may_name_any_project_and_an_unknown_one_is_left_to_the_wor
     assert project_of(OPERATOR, "alpha", registry) == (10, "alpha")
     assert project_of(OPERATOR, "acme/beta", registry) == (20, "acme/beta")
     assert project_of(OPERATOR, "brand-new", registry) == (None, "brand-new")
+    assert project_of(OPERATOR, "acme/brand-new", registry) == (None, "acme/brand-new")
     assert project_of(OPERATOR, None, registry) == (None, None)
+
+
+def test_a_project_of_an_organization_that_does_not_exist_is_refused_at_the_edge(
+    registry: KeyRegistry,
+) -> None:
+    with pytest.raises(IngestError) as caught:
+        project_of(OPERATOR, "nowhere/brand-new", registry)
+    assert (caught.value.status, caught.value.code) == (422, "validation_failed")
+    assert "nowhere" in caught.value.detail
 
 
 def test_a_deployment_batch_with_one_foreign_project_is_refused_whole(registry: KeyRegistry) -> None:
