@@ -634,6 +634,13 @@ _STEADY = ("latency", "soak", "edge")  # the targets name a size for these: smal
     help="Seconds of the heartbeats scenario's steady phase (10,000 instances every 10 s, the sweep on)",
 )
 @click.option(
+    "--heartbeat-check-period",
+    type=click.FloatRange(1),
+    default=10.0,
+    show_default=True,
+    help="Period of the instances' check in that phase (they report every 10 s)",
+)
+@click.option(
     "--variant",
     "variants",
     multiple=True,
@@ -667,6 +674,7 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
     soak_rate: float,
     drain_events: int,
     heartbeat_duration: float,
+    heartbeat_check_period: float,
     variants: tuple[str, ...],
     out: Path | None,
     port: int,
@@ -704,7 +712,8 @@ def bench(  # noqa: PLR0917 - click passes every option by name, ruff cannot tel
             port=port, duration=duration, connections=connections, worker_threads=worker_threads,
             worker_processes=worker_processes, rate=rate,
             soak_duration=soak_duration, soak_rate=soak_rate, drain_events=drain_events,
-            heartbeat_duration=heartbeat_duration, variants=variants,
+            heartbeat_duration=heartbeat_duration, heartbeat_check_period=heartbeat_check_period,
+            variants=variants,
         )  # fmt: skip
         for scenario in chosen:
             if scenario in _DOMAINS:

@@ -178,9 +178,10 @@ def _heartbeat_rows(run: str, variants: dict[str, dict[str, Any]]) -> list[tuple
     steady, sweep = variants.get("steady"), variants.get("sweep")
     peak, naive = variants.get("peak"), variants.get("naive")
     if steady:
+        period = f", check period {steady['check_period_s']:g} s" if "check_period_s" in steady else ""
         what = (
             f"{steady['instances']:,} instances + {steady['ping_checks']:,} ping checks every "
-            f"{steady['period_s']:g} s for {steady['duration_s']:g} s, sweep on"
+            f"{steady['period_s']:g} s for {steady['duration_s']:g} s{period}, sweep on"
         )
         rows.append(
             (
@@ -193,7 +194,7 @@ def _heartbeat_rows(run: str, variants: dict[str, dict[str, Any]]) -> list[tuple
         fresh = steady["freshness"]
         rows.append(
             (
-                f"heartbeats: received → committed p99 < 1 s at the same rate{run}",
+                f"heartbeats: received → committed p99 < 1 s at the same rate{period}{run}",
                 f"p50 {fresh['p50_ms']:.0f}, p99 {fresh['p99_ms']:.0f} ms (interpolated in the histogram's "
                 f"buckets); {100 * fresh['within_1s']:.2f}% within 1 s",
                 _mark(fresh["observed"] > 0 and fresh["within_1s"] >= FRESHNESS_WITHIN_1S),

@@ -50,6 +50,9 @@ class Options:
     drain_batch: int = 100
     #: The heartbeats scenario's steady phase (the issue asks 5 minutes).
     heartbeat_duration: float = 60.0
+    #: The period of the instances' check in that phase (they report every 10 s): each moves to
+    #: ``grace`` when its next report is not applied within this.
+    heartbeat_check_period: float = 10.0
     #: The variants of a domain scenario to run (keys, errors, heartbeats); empty: every one.
     variants: tuple[str, ...] = ()
 

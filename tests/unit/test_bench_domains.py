@@ -70,6 +70,11 @@ def steady(applied: int, within: float) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def test_the_steady_targets_name_the_check_period_when_the_line_has_it() -> None:
+    got = verdicts({**steady(66000, 0.995), "check_period_s": 15.0})
+    assert "heartbeats: received → committed p99 < 1 s at the same rate, check period 15 s" in got
+
+
 def test_heartbeats_every_report_applied_and_fresh_within_a_second() -> None:
     applied = (
         "heartbeats: every accepted report applied "
