@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from contracts import DeploymentIn, EventEnvelope, EventFields, Source
 from producers.deliveries import Verified, require_media_type
 from producers.errors import IngestError, invalid_json
 from producers.keys import KeyRegistry, Principal, project_of
+
+M = TypeVar("M", bound=BaseModel)
 
 #: The most objects one /v1 request may carry.
 MAX_BATCH = 1000
@@ -101,3 +104,54 @@ def verify(
     if failures:
         raise validation_error(failures)
     return Verified(events=events)
+
+
+@dataclass(frozen=True)
+class Owned(Generic[M]):
+    """One validated ``/v1`` object, its position, and the project it belongs to."""
+
+    index: int
+    item: dict[str, Any]
+    body: M
+    project_id: int | None
+    project: str | None
+
+
+def owned_objects(
+    headers: Mapping[str, str],
+    raw: bytes,
+    model: type[M],
+    principal: Principal,
+    registry: KeyRegistry | None,
+    *,
+    project_required: bool,
+) -> list[Owned[M]]:
+    """The objects of a ``/v1`` request, each validated and owned, or the refusal of the whole request.
+
+    Every object is validated (a 422 lists every failing field of every object); each names its
+    project by the rules of :func:`producers.keys.project_of` (403 ``forbidden_project``); with
+    ``project_required`` the operator token must name one (a key implies its own).
+    """
+    items, is_array = parse_items(headers, raw)
+    failures: list[tuple[int | None, ValidationError]] = []
+    owned: list[Owned[M]] = []
+    for index, item in enumerate(items):
+        try:
+            body = model.model_validate(item)
+        except ValidationError as exc:
+            failures.append((index if is_array else None, exc))
+            continue
+        project_id, project = project_of(principal, getattr(body, "project", None), registry)
+        if project_required and project is None:
+            raise IngestError(
+                422,
+                "validation_failed",
+                "project is required with the operator token.",
+                errors=[
+                    {"field": f"[{index}].project" if is_array else "project", "message": "Field required"}
+                ],
+            )
+        owned.append(Owned(index, item, body, project_id, project))
+    if failures:
+        raise validation_error(failures)
+    return owned

@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from pydantic import ValidationError
-
 from contracts.heartbeats import CheckReport, Origin
 from contracts.ingest import HeartbeatIn, HeartbeatSignal
 from producers.deliveries import Verified
-from producers.deployments import parse_items, validation_error
-from producers.errors import IngestError
-from producers.keys import KeyRegistry, Principal, project_of
+from producers.deployments import owned_objects
+from producers.keys import KeyRegistry, Principal
 
 _SIGNALS = {HeartbeatSignal.OK: "success", HeartbeatSignal.START: "start", HeartbeatSignal.FAIL: "fail"}
 
@@ -35,27 +32,11 @@ def verify(
     registry: KeyRegistry | None = None,
 ) -> Verified:
     """Validate an authenticated ``/v1/heartbeats`` request; every object becomes one report."""
-    items, is_array = parse_items(headers, raw)
-    failures: list[tuple[int | None, ValidationError]] = []
     reports = []
-    for index, item in enumerate(items):
-        try:
-            beat = HeartbeatIn.model_validate(item)
-        except ValidationError as exc:
-            failures.append((index if is_array else None, exc))
-            continue
-        project_id, project = project_of(principal, beat.project, registry)
-        if project is None:
-            raise IngestError(
-                422,
-                "validation_failed",
-                "project is required with the operator token.",
-                errors=[
-                    {"field": f"[{index}].project" if is_array else "project", "message": "Field required"}
-                ],
-            )
+    for one in owned_objects(headers, raw, HeartbeatIn, principal, registry, project_required=True):
+        beat, project_id = one.body, one.project_id
         check_id = (
-            registry.snapshot.checks_by_slug.get((project_id, beat.service))
+            registry.check_by_slug(project_id, beat.service)
             if registry is not None and project_id is not None
             else None
         )
@@ -63,7 +44,7 @@ def verify(
         reports.append(
             CheckReport(
                 project_id=project_id,
-                project=project,
+                project=one.project,
                 check_id=check_id,
                 check=beat.service,
                 subject=subject_of(instance.host, instance.pid, instance.port),
@@ -81,6 +62,4 @@ def verify(
                 metrics=beat.metrics,
             )
         )
-    if failures:
-        raise validation_error(failures)
     return Verified(events=reports)

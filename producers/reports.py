@@ -10,14 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from pydantic import ValidationError
-
 from contracts.ingest import ErrorIn
 from contracts.reports import ErrorReport, ReportOrigin
 from producers.deliveries import Verified
-from producers.deployments import parse_items, validation_error
-from producers.errors import IngestError
-from producers.keys import KeyRegistry, Principal, project_of
+from producers.deployments import owned_objects
+from producers.keys import KeyRegistry, Principal
 
 
 def verify(
@@ -28,35 +25,16 @@ def verify(
     registry: KeyRegistry | None = None,
 ) -> Verified:
     """Validate an authenticated ``/v1/errors`` request; every object becomes one report."""
-    items, is_array = parse_items(headers, raw)
-    failures: list[tuple[int | None, ValidationError]] = []
-    reports = []
-    for index, item in enumerate(items):
-        try:
-            error = ErrorIn.model_validate(item)
-        except ValidationError as exc:
-            failures.append((index if is_array else None, exc))
-            continue
-        project_id, project = project_of(principal, error.project, registry)
-        if project is None:  # the operator token must say whose report it is
-            raise IngestError(
-                422,
-                "validation_failed",
-                "project is required with the operator token.",
-                errors=[
-                    {"field": f"[{index}].project" if is_array else "project", "message": "Field required"}
-                ],
-            )
-        reports.append(
+    return Verified(
+        events=[
             ErrorReport(
-                project_id=project_id,
-                project=project,
-                event_id=error.id,
+                project_id=one.project_id,
+                project=one.project,
+                event_id=one.body.id,
                 received_at=received_at,
                 origin=ReportOrigin.V1,
-                payload=item,
+                payload=one.item,
             )
-        )
-    if failures:
-        raise validation_error(failures)
-    return Verified(events=reports)
+            for one in owned_objects(headers, raw, ErrorIn, principal, registry, project_required=True)
+        ]
+    )

@@ -9,25 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from pydantic import ValidationError
-
 from contracts.ingest import UsageIn
 from contracts.metering import UsageOrigin, UsageRecord
 from producers.deliveries import Verified
-from producers.deployments import parse_items, validation_error
-from producers.errors import IngestError
-from producers.keys import KeyRegistry, Principal, project_of
-
-
-def require_project(project: str | None, index: int, is_array: bool) -> None:
-    """The operator token must say whose record it is (a key implies its own project)."""
-    if project is None:
-        raise IngestError(
-            422,
-            "validation_failed",
-            "project is required with the operator token.",
-            errors=[{"field": f"[{index}].project" if is_array else "project", "message": "Field required"}],
-        )
+from producers.deployments import owned_objects
+from producers.keys import KeyRegistry, Principal
 
 
 def verify(
@@ -38,21 +24,13 @@ def verify(
     registry: KeyRegistry | None = None,
 ) -> Verified:
     """Validate an authenticated ``/v1/usage`` request; every object becomes one record."""
-    items, is_array = parse_items(headers, raw)
-    failures: list[tuple[int | None, ValidationError]] = []
     records = []
-    for index, item in enumerate(items):
-        try:
-            usage = UsageIn.model_validate(item)
-        except ValidationError as exc:
-            failures.append((index if is_array else None, exc))
-            continue
-        project_id, project = project_of(principal, usage.project, registry)
-        require_project(project, index, is_array)
+    for one in owned_objects(headers, raw, UsageIn, principal, registry, project_required=True):
+        usage = one.body
         records.append(
             UsageRecord(
-                project_id=project_id,
-                project=project,
+                project_id=one.project_id,
+                project=one.project,
                 usage_id=f"v1:{usage.id}",
                 resource_type=usage.resource_type,
                 resource_subtype=usage.resource_subtype,
@@ -68,6 +46,4 @@ def verify(
                 metadata=usage.metadata,
             )
         )
-    if failures:
-        raise validation_error(failures)
     return Verified(events=records)
