@@ -45,7 +45,7 @@ import psutil
 import psycopg
 
 from ops.bench import histograms
-from ops.bench.fleet import Fleet, Sampler, bench_database
+from ops.bench.fleet import Autovacuum, Fleet, Sampler, bench_database
 from ops.bench.load import (
     require_wrk,
     run_paced_pairs,
@@ -390,7 +390,7 @@ def _steady(options: Options, progress: Progress, secrets: list[str], run: str) 
             f"heartbeats/steady: {len(instances):,} instances and {len(paths):,} ping checks every "
             f"{HEARTBEAT_PERIOD:g} s ({rate:,.0f} requests/s) for {duration:g} s, sweep every 5 s"
         )
-        with Sampler({**processes, **services()}) as sampler:
+        with Sampler({**processes, **services()}) as sampler, Autovacuum(fleet.database_url) as vacuum:
             load = run_paced_requests(
                 fleet.url,
                 steady_requests(instances, paths, period=HEARTBEAT_PERIOD, duration=duration, tag=run),
@@ -421,6 +421,7 @@ def _steady(options: Options, progress: Progress, secrets: list[str], run: str) 
                                     / sweeps, 4) if sweeps else None,
         "sweep_seconds_p99": round(histograms.quantile(sweep_buckets, 0.99), 4) if sweeps else None,
         "status_flips": flips,
+        "vacuum": vacuum.summary(),
         **sampler.summary(),
     }  # fmt: skip
 

@@ -142,6 +142,64 @@ class Sampler:
         }
 
 
+class Autovacuum:
+    """What PostgreSQL's autovacuum would do, done by the bench when the server has it off.
+
+    A server with ``autovacuum = off`` (this machine's CI configuration) never vacuums the tables
+    a long run churns: every heartbeat rewrites its subject's ``runtime_status`` row (``alarm_at``
+    is indexed, so no update is HOT), and without vacuum the dead rows pile up until the worker
+    and the sweep spend their time walking them. Every ``interval`` seconds (autovacuum_naptime's
+    default), this vacuums each table past autovacuum's default threshold (50 dead rows + 20% of
+    the live ones), as the launcher would; on a server with autovacuum on it does nothing.
+    """
+
+    def __init__(self, database_url: str, interval: float = 60.0) -> None:
+        self.database_url = database_url
+        self.interval = interval
+        self.vacuums: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SHOW autovacuum").fetchone()
+        self.server_autovacuum = str(row[0]) if row else "unknown"
+
+    def __enter__(self) -> Autovacuum:
+        if self.server_autovacuum == "off":
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            while not self._stop.wait(self.interval):
+                due = conn.execute(
+                    "SELECT relid::regclass::text, n_dead_tup FROM pg_stat_user_tables"
+                    " WHERE n_dead_tup > 50 + 0.2 * n_live_tup"
+                ).fetchall()
+                for table, dead in due:
+                    started = time.monotonic()
+                    conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.SQL(table)))
+                    self.vacuums.append(
+                        {
+                            "table": table,
+                            "dead_rows": int(dead),
+                            "seconds": round(time.monotonic() - started, 2),
+                        }
+                    )
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "server_autovacuum": self.server_autovacuum,
+            "emulated_every_s": self.interval if self.server_autovacuum == "off" else None,
+            "vacuums": self.vacuums,
+        }
+
+
 class Fleet:
     """``hookyard serve`` and ``hookyard worker`` as processes, with their logs in ``directory``."""
 

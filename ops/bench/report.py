@@ -179,6 +179,11 @@ def _heartbeat_rows(run: str, variants: dict[str, dict[str, Any]]) -> list[tuple
     peak, naive = variants.get("peak"), variants.get("naive")
     if steady:
         period = f", check period {steady['check_period_s']:g} s" if "check_period_s" in steady else ""
+        vacuum = steady.get("vacuum")
+        if vacuum and vacuum.get("emulated_every_s"):
+            period += f", autovacuum emulated every {vacuum['emulated_every_s']:g} s (server's off)"
+        elif vacuum:
+            period += f", server autovacuum {vacuum['server_autovacuum']}"
         what = (
             f"{steady['instances']:,} instances + {steady['ping_checks']:,} ping checks every "
             f"{steady['period_s']:g} s for {steady['duration_s']:g} s{period}, sweep on"

@@ -75,6 +75,15 @@ def test_the_steady_targets_name_the_check_period_when_the_line_has_it() -> None
     assert "heartbeats: received → committed p99 < 1 s at the same rate, check period 15 s" in got
 
 
+def test_the_steady_targets_say_when_the_bench_vacuumed_for_a_server_without_autovacuum() -> None:
+    vacuum = {"server_autovacuum": "off", "emulated_every_s": 60.0, "vacuums": []}
+    got = verdicts({**steady(66000, 0.995), "check_period_s": 10.0, "vacuum": vacuum})
+    assert (
+        "heartbeats: received → committed p99 < 1 s at the same rate, check period 10 s, "
+        "autovacuum emulated every 60 s (server's off)"
+    ) in got
+
+
 def test_heartbeats_every_report_applied_and_fresh_within_a_second() -> None:
     applied = (
         "heartbeats: every accepted report applied "
