@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,37 +11,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.support.processes import HOOKYARD, fleet_env
-
-
-def hookyard(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [HOOKYARD, *args],
-        env=fleet_env(DATABASE_URL=database_url, COLUMNS="200"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(ok(result))
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], exit_code: int = 1) -> str:
-    assert result.returncode == exit_code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert result.stdout == ""
-    return lines[0]
+from tests.support.cli import as_json, hookyard, ok, one_line_error
 
 
 def rows(database_url: str, statement: str, params: Any = None) -> list[dict[str, Any]]:

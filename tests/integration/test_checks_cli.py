@@ -6,7 +6,6 @@ some reports: the CLI only re-times, pauses and resumes them.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +14,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from tests.support.cli import as_json, ok, one_line_error
 from tests.support.processes import HOOKYARD, fleet_env
 
 PUBLIC_URL = "https://hooks.example.com/hy"
@@ -29,25 +29,6 @@ def hookyard(database_url: str, *args: str, **env: str) -> subprocess.CompletedP
         timeout=60,
         check=False,
     )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(ok(result))
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], exit_code: int = 1) -> str:
-    assert result.returncode == exit_code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert result.stdout == ""
-    return lines[0]
 
 
 def rows(database_url: str, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

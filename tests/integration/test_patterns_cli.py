@@ -7,7 +7,6 @@ payload, received over several days up to today.
 
 from __future__ import annotations
 
-import json
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,38 +19,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from tests.support.cli import as_json, hookyard, ok, one_line_error
 from tests.support.processes import HOOKYARD, fleet_env
 from tests.support.waiting import wait_until
-
-
-def hookyard(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [HOOKYARD, *args],
-        env=fleet_env(DATABASE_URL=database_url, COLUMNS="200"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return result.stdout
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(ok(result))
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], exit_code: int = 1) -> str:
-    assert result.returncode == exit_code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert result.stdout == ""
-    return lines[0]
 
 
 def query(database_url: str, statement: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.support.cli import as_json, one_line_error
 from tests.support.processes import HOOKYARD, fleet_env
 
 
@@ -30,19 +30,6 @@ def hookyard(database_url: str, *args: str, **env: str) -> subprocess.CompletedP
 def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stderr
     return result.stdout
-
-
-def as_json(result: subprocess.CompletedProcess[str]) -> Any:
-    return json.loads(ok(result))
-
-
-def one_line_error(result: subprocess.CompletedProcess[str], exit_code: int = 1) -> str:
-    assert result.returncode == exit_code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert result.stdout == ""
-    return lines[0]
 
 
 def query(database_url: str, statement: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
